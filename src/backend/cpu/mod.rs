@@ -1,0 +1,9 @@
+//! CPU kernels on plain slices: the reference implementation of every op. Float kernels
+//! are generic over `Float` (f32, f64); rayon splits large work across cores.
+pub mod binary;
+pub mod math;
+pub mod reduce;
+pub mod unary;
+
+/// Work below this many elements stays on one thread (rayon's overhead dominates).
+pub const PAR_MIN: usize = 1 << 15;

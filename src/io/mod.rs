@@ -1,0 +1,1 @@
+//! Reading and writing weights: safetensors, state dicts with the reference's names.
