@@ -1,6 +1,7 @@
 //! CPU kernels on plain slices: the reference implementation of every op. Float kernels
 //! are generic over `Float` (f32, f64); rayon splits large work across cores.
 pub mod binary;
+pub mod gemm;
 pub mod math;
 pub mod reduce;
 pub mod unary;
