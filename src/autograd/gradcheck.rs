@@ -48,12 +48,12 @@ pub fn gradcheck(
         .map(|i| 0.5 + ((i as u64).wrapping_mul(2654435761) % 1000) as f64 / 1000.0)
         .collect();
     let w = Tensor::from_vec(w, out.shape().clone())?;
-    let objective = |xs: &[Tensor]| -> Result<f64> {
+    // Outputs are differenced element by element before weighting, so one large output
+    // cannot swamp the precision of the others.
+    let wv = w.to_vec::<f64>()?;
+    let eval = |xs: &[Tensor]| -> Result<Vec<f64>> {
         let _g = crate::no_grad();
-        let o = f(xs)?;
-        let v = o.to_vec_f64()?;
-        let wv = w.to_vec::<f64>()?;
-        Ok(v.iter().zip(&wv).map(|(a, b)| a * b).sum())
+        f(xs)?.to_vec_f64()
     };
     out.mul(&w)?.sum_all()?.backward()?;
     for (k, leaf) in leaves.iter().enumerate() {
@@ -63,14 +63,21 @@ pub fn gradcheck(
         };
         let base = leaf.to_vec::<f64>()?;
         for i in 0..base.len() {
-            let probe = |delta: f64| -> Result<f64> {
+            let probe = |delta: f64| -> Result<Vec<f64>> {
                 let mut v = base.clone();
                 v[i] += delta;
                 let mut xs: Vec<Tensor> = leaves.iter().map(|l| l.detach()).collect();
                 xs[k] = Tensor::from_vec(v, leaf.shape().clone())?;
-                objective(&xs)
+                eval(&xs)
             };
-            let numeric = (probe(opts.eps)? - probe(-opts.eps)?) / (2.0 * opts.eps);
+            let (hi, lo) = (probe(opts.eps)?, probe(-opts.eps)?);
+            let numeric: f64 = hi
+                .iter()
+                .zip(&lo)
+                .zip(&wv)
+                .map(|((h, l), w)| w * (h - l))
+                .sum::<f64>()
+                / (2.0 * opts.eps);
             let a = analytic[i];
             if (a - numeric).abs() > opts.atol + opts.rtol * numeric.abs() {
                 return Err(Error::msg(format!(

@@ -259,6 +259,12 @@ impl Tensor {
     pub(crate) fn set_grad(&self, g: Option<Tensor>) {
         *self.0.grad.lock().unwrap_or_else(|e| e.into_inner()) = g;
     }
+    /// When this is the last handle, take its node out (for iterative graph teardown).
+    pub(crate) fn take_node_if_last(self) -> Option<Node> {
+        Arc::try_unwrap(self.0)
+            .ok()
+            .and_then(|mut inner| inner.node.take())
+    }
     /// Same data, cut from the graph.
     pub fn detach(&self) -> Tensor {
         Self::from_parts(self.0.storage.clone(), self.0.layout.clone(), None)

@@ -1,0 +1,39 @@
+//! Shared test helpers: random inputs and tolerant comparison.
+#![allow(dead_code)]
+use edgedistill::Tensor;
+use edgedistill::tensor::Rng;
+
+pub fn randn(shape: &[usize], seed: u64) -> Tensor {
+    Tensor::randn(shape.to_vec(), 0.0, 1.0, &mut Rng::new(seed))
+}
+
+/// Assert two f64 vectors agree within atol + rtol*|want|.
+pub fn assert_close(got: &[f64], want: &[f64], atol: f64, rtol: f64, what: &str) {
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: length {} vs {}",
+        got.len(),
+        want.len()
+    );
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= atol + rtol * w.abs() || (g.is_nan() && w.is_nan()),
+            "{what}: element {i}: got {g} want {w}"
+        );
+    }
+}
+
+/// Row-major multi-index of flat index `i` in `dims`.
+pub fn unravel(mut i: usize, dims: &[usize]) -> Vec<usize> {
+    let mut idx = vec![0; dims.len()];
+    for d in (0..dims.len()).rev() {
+        idx[d] = i % dims[d];
+        i /= dims[d];
+    }
+    idx
+}
+
+pub fn ravel(idx: &[usize], dims: &[usize]) -> usize {
+    idx.iter().zip(dims).fold(0, |acc, (&i, &d)| acc * d + i)
+}
