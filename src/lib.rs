@@ -6,6 +6,8 @@ pub mod backend;
 pub mod error;
 pub mod io;
 pub mod nn;
+pub mod optim;
+pub mod loss;
 pub mod tensor;
 
 pub use autograd::{NoGradGuard, no_grad};

@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Reference timings for `ed-bench` (dev-time only; never used at run time).
+
+Times the same shapes as ed-bench with numpy (OpenBLAS) and PyTorch CPU, pinned to the
+same thread count, and prints one JSON object: {"<case>": {"median_ms": .., "min_ms": ..}}.
+Usage: bench_ref.py CASE [--threads N] [--iters N]; CASE is matmul or conv.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def timeit(fn, iters, warmup=3):
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        ts.append((time.perf_counter() - t0) * 1e3)
+    ts.sort()
+    return {"median_ms": ts[len(ts) // 2], "min_ms": ts[0], "iters": iters}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("case", choices=["matmul", "conv"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=20)
+    a = ap.parse_args()
+    # Thread pools read these at import time.
+    for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[v] = str(a.threads)
+    out = {}
+    if a.case == "matmul":
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((1024, 1024), dtype=np.float32)
+        y = rng.standard_normal((1024, 1024), dtype=np.float32)
+        out["numpy_matmul_1024"] = timeit(lambda: x @ y, a.iters)
+        out["numpy_version"] = np.__version__
+        try:
+            import torch
+
+            torch.set_num_threads(a.threads)
+            tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+            out["torch_matmul_1024"] = timeit(lambda: tx @ ty, a.iters)
+        except ImportError:
+            pass
+    else:
+        import torch
+
+        torch.set_num_threads(a.threads)
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(1, 64, 160, 160, generator=g)
+        w = torch.randn(64, 64, 3, 3, generator=g) * 0.05
+        with torch.no_grad():
+            out["torch_conv3x3_64x160x160"] = timeit(lambda: torch.nn.functional.conv2d(x, w, padding=1), a.iters)
+        out["torch_version"] = torch.__version__
+    json.dump(out, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
