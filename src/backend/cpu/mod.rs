@@ -2,8 +2,11 @@
 //! are generic over `Float` (f32, f64); rayon splits large work across cores.
 pub mod binary;
 pub mod gemm;
+pub mod index;
 pub mod math;
 pub mod reduce;
+pub mod softmax;
+pub mod sort;
 pub mod unary;
 
 /// Work below this many elements stays on one thread (rayon's overhead dominates).
