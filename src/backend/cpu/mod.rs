@@ -3,6 +3,7 @@
 pub mod binary;
 pub mod gemm;
 pub mod math;
+pub mod norm;
 pub mod reduce;
 pub mod unary;
 

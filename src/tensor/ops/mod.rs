@@ -1,6 +1,7 @@
 //! The op set, one file per family. Each op checks shapes and dtypes (errors name the op
 //! and the shapes), runs the CPU kernel, and records its backward rule.
 pub mod binary;
+pub mod norm;
 pub mod reduce;
 pub mod unary;
 
