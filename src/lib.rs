@@ -3,6 +3,7 @@
 //! tools → train/eval/engine → models/loss → nn → tensor/autograd → backend.
 pub mod autograd;
 pub mod backend;
+pub mod check;
 pub mod error;
 pub mod io;
 pub mod nn;

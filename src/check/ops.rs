@@ -173,3 +173,41 @@ pub fn replay(case: &OpCase, inputs: &BTreeMap<String, Tensor>) -> Result<(Tenso
     }
     Ok((out.detach(), grads))
 }
+
+/// The `ops` kind: replay every case and compare its output and every stored gradient.
+/// A tensor the fixture holds that we cannot produce is a failed line, never a skip.
+pub fn check(fx: &super::Fixture) -> Result<Vec<super::CheckLine>> {
+    let cases: Vec<OpCase> = serde_json::from_value(fx.config()?).map_err(|e| Error::Format {
+        path: fx.path().to_string(),
+        record: "metadata config".into(),
+        msg: format!("not a list of op cases: {e}"),
+    })?;
+    let mut lines = Vec::new();
+    for case in &cases {
+        let prefix = format!("inputs.{}.", case.name);
+        let mut inputs = BTreeMap::new();
+        for n in fx.names_with_prefix(&prefix) {
+            inputs.insert(n[prefix.len()..].to_string(), fx.tensor(&n)?);
+        }
+        let out_name = format!("outputs.{}", case.name);
+        let grad_names = fx.names_with_prefix(&format!("grads.{}.", case.name));
+        match replay(case, &inputs) {
+            Ok((out, grads)) => {
+                lines.push(fx.compare(&out_name, &out));
+                for gname in grad_names {
+                    let arg = &gname[format!("grads.{}.", case.name).len()..];
+                    match grads.get(arg) {
+                        Some(g) => lines.push(fx.compare(&gname, g)),
+                        None => lines.push(super::CheckLine::failed(&gname, fx.tensor(&gname)?.shape().clone(), "we produced no gradient")),
+                    }
+                }
+            }
+            Err(e) => {
+                for n in std::iter::once(out_name).chain(grad_names) {
+                    lines.push(super::CheckLine::failed(&n, fx.tensor(&n)?.shape().clone(), e.to_string()));
+                }
+            }
+        }
+    }
+    Ok(lines)
+}

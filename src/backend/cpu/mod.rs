@@ -4,6 +4,7 @@ pub mod binary;
 pub mod gemm;
 pub mod index;
 pub mod math;
+pub mod norm;
 pub mod reduce;
 pub mod softmax;
 pub mod sort;

@@ -46,6 +46,7 @@ pub mod binary;
 pub mod concat;
 pub mod index;
 pub mod matmul;
+pub mod norm;
 pub mod reduce;
 pub mod softmax;
 pub mod sort;
