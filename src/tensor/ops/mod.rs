@@ -1,8 +1,12 @@
 //! The op set, one file per family. Each op checks shapes and dtypes (errors name the op
 //! and the shapes), runs the CPU kernel, and records its backward rule.
 pub mod binary;
+pub mod conv;
+pub mod grid_sample;
+pub mod pool;
 pub mod reduce;
 pub mod unary;
+pub mod upsample;
 
 use crate::{DType, Result, Tensor};
 
