@@ -1,26 +1,33 @@
 //! Criterion benches for the foundation's hot ops (f32, CPU). Thread count comes from
 //! RAYON_NUM_THREADS (set it to 2 to match BENCHMARKS.md). The same-run reference
 //! comparison lives in `ed-bench`, which also times numpy/PyTorch.
-use criterion::{criterion_group, criterion_main, Criterion};
-use edgedistill::tensor::{Conv2dParams, Rng};
+use criterion::{Criterion, criterion_group, criterion_main};
 use edgedistill::Tensor;
+use edgedistill::tensor::{Conv2dParams, Rng};
 use std::hint::black_box;
 
 fn matmul(c: &mut Criterion) {
     let mut rng = Rng::new(0);
     let x = Tensor::randn([1024, 1024], 0.0, 1.0, &mut rng);
     let y = Tensor::randn([1024, 1024], 0.0, 1.0, &mut rng);
-    c.bench_function("matmul_f32_1024x1024x1024", |b| b.iter(|| black_box(x.matmul(&y).unwrap())));
+    c.bench_function("matmul_f32_1024x1024x1024", |b| {
+        b.iter(|| black_box(x.matmul(&y).unwrap()))
+    });
 }
 
 fn conv(c: &mut Criterion) {
     let mut rng = Rng::new(0);
     let x = Tensor::randn([1, 64, 160, 160], 0.0, 1.0, &mut rng);
     let w = Tensor::randn([64, 64, 3, 3], 0.0, 0.05, &mut rng);
-    let p = Conv2dParams { padding: (1, 1), ..Default::default() };
+    let p = Conv2dParams {
+        padding: (1, 1),
+        ..Default::default()
+    };
     let mut g = c.benchmark_group("conv");
     g.sample_size(20);
-    g.bench_function("conv3x3_f32_1x64x160x160_to_64", |b| b.iter(|| black_box(x.conv2d(&w, None, p).unwrap())));
+    g.bench_function("conv3x3_f32_1x64x160x160_to_64", |b| {
+        b.iter(|| black_box(x.conv2d(&w, None, p).unwrap()))
+    });
     g.finish();
 }
 

@@ -6,9 +6,9 @@ pub mod backend;
 pub mod check;
 pub mod error;
 pub mod io;
+pub mod loss;
 pub mod nn;
 pub mod optim;
-pub mod loss;
 pub mod tensor;
 
 pub use autograd::{NoGradGuard, no_grad};

@@ -1,7 +1,9 @@
 //! Real optimisation on toy problems, end to end through nn, autograd, loss and optim:
 //! the loss must fall below a stated threshold and held-out accuracy must be high.
 use edgedistill::loss::cross_entropy;
-use edgedistill::nn::{Activation, BatchNorm2d, Conv2d, Flatten, Forward, Linear, Module, Sequential};
+use edgedistill::nn::{
+    Activation, BatchNorm2d, Conv2d, Flatten, Forward, Linear, Module, Sequential,
+};
 use edgedistill::optim::{AdamW, AdamWConfig};
 use edgedistill::tensor::{Conv2dParams, Rng};
 use edgedistill::{DType, Result, Tensor};
@@ -28,7 +30,10 @@ fn spiral(n_per_class: usize, rng: &mut Rng) -> (Tensor, Tensor) {
         }
     }
     let n = ys.len();
-    (Tensor::from_vec(xs, [n, 2]).unwrap(), Tensor::from_vec(ys, [n]).unwrap())
+    (
+        Tensor::from_vec(xs, [n, 2]).unwrap(),
+        Tensor::from_vec(ys, [n]).unwrap(),
+    )
 }
 
 #[test]
@@ -42,7 +47,14 @@ fn mlp_learns_spirals() -> Result<()> {
         .push(Linear::new(64, 64, true, &mut rng)?)
         .push(Activation::Tanh)
         .push(Linear::new(64, 3, true, &mut rng)?);
-    let mut opt = AdamW::new(params(&model), AdamWConfig { lr: 0.01, weight_decay: 0.0, ..Default::default() })?;
+    let mut opt = AdamW::new(
+        params(&model),
+        AdamWConfig {
+            lr: 0.01,
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+    )?;
     let first = cross_entropy(&model.forward(&x)?, &y)?.to_scalar_f64()?;
     let mut last = first;
     for _ in 0..400 {
@@ -58,7 +70,10 @@ fn mlp_learns_spirals() -> Result<()> {
     };
     eprintln!("mlp: loss {first:.4} -> {last:.4}, held-out accuracy {acc:.3}");
     assert!(first > 0.9, "starts near ln 3, got {first}");
-    assert!(last < 0.15, "training loss must fall below 0.15, got {last}");
+    assert!(
+        last < 0.15,
+        "training loss must fall below 0.15, got {last}"
+    );
     assert!(acc > 0.9, "held-out accuracy {acc}");
     Ok(())
 }
@@ -87,7 +102,10 @@ fn bars(n: usize, rng: &mut Rng) -> (Tensor, Tensor) {
         }
         ys.push(c);
     }
-    (Tensor::from_vec(xs, [n, 1, s, s]).unwrap(), Tensor::from_vec(ys, [n]).unwrap())
+    (
+        Tensor::from_vec(xs, [n, 1, s, s]).unwrap(),
+        Tensor::from_vec(ys, [n]).unwrap(),
+    )
 }
 
 struct MaxPool2;
@@ -110,7 +128,10 @@ fn cnn_learns_bar_orientation() -> Result<()> {
     let mut rng = Rng::new(3);
     let (x, y) = bars(96, &mut rng);
     let (xv, yv) = bars(60, &mut Rng::new(4));
-    let p = Conv2dParams { padding: (1, 1), ..Default::default() };
+    let p = Conv2dParams {
+        padding: (1, 1),
+        ..Default::default()
+    };
     let model = Sequential::new()
         .push(Conv2d::new(1, 8, (3, 3), p, false, &mut rng)?)
         .push(BatchNorm2d::new(8)?)
@@ -121,9 +142,25 @@ fn cnn_learns_bar_orientation() -> Result<()> {
         .push(GlobalAvgPool)
         .push(Flatten)
         .push(Linear::new(16, 3, true, &mut rng)?);
-    let names: Vec<String> = model.named_parameters().into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, ["0.weight", "1.weight", "1.bias", "4.weight", "4.bias", "8.weight", "8.bias"]);
-    let mut opt = AdamW::new(params(&model), AdamWConfig { lr: 0.02, weight_decay: 0.0, ..Default::default() })?;
+    let names: Vec<String> = model
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "0.weight", "1.weight", "1.bias", "4.weight", "4.bias", "8.weight", "8.bias"
+        ]
+    );
+    let mut opt = AdamW::new(
+        params(&model),
+        AdamWConfig {
+            lr: 0.02,
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+    )?;
     let mut losses = Vec::new();
     for _ in 0..120 {
         opt.zero_grad();
@@ -138,12 +175,20 @@ fn cnn_learns_bar_orientation() -> Result<()> {
         accuracy(&model.forward(&xv)?, &yv)
     };
     let last = losses.iter().rev().take(5).sum::<f64>() / 5.0;
-    eprintln!("cnn: loss {:.4} -> {last:.4} (mean of last 5), held-out accuracy {acc:.3}", losses[0]);
+    eprintln!(
+        "cnn: loss {:.4} -> {last:.4} (mean of last 5), held-out accuracy {acc:.3}",
+        losses[0]
+    );
     assert!(losses[0] > 0.9, "starts near ln 3, got {}", losses[0]);
     assert!(last < 0.1, "training loss must fall below 0.1, got {last}");
     assert!(acc > 0.9, "held-out accuracy {acc}");
     // the running statistics were updated during training
-    let bn_mean = model.named_buffers().into_iter().find(|(n, _)| n == "1.running_mean").unwrap().1;
+    let bn_mean = model
+        .named_buffers()
+        .into_iter()
+        .find(|(n, _)| n == "1.running_mean")
+        .unwrap()
+        .1;
     assert!(bn_mean.to_vec_f64()?.iter().any(|v| v.abs() > 1e-4));
     let _ = DType::F32;
     Ok(())

@@ -20,13 +20,30 @@ struct Args {
 
 fn parse() -> std::result::Result<Args, String> {
     let mut it = std::env::args().skip(1);
-    let case = it.next().ok_or("usage: ed-bench matmul|conv [--threads N] [--iters N] [--python PATH|none]")?;
-    let mut a = Args { case, threads: 2, iters: 20, python: std::env::var("EDGEDISTILL_PYTHON").ok().or(Some("python3".into())) };
+    let case = it
+        .next()
+        .ok_or("usage: ed-bench matmul|conv [--threads N] [--iters N] [--python PATH|none]")?;
+    let mut a = Args {
+        case,
+        threads: 2,
+        iters: 20,
+        python: std::env::var("EDGEDISTILL_PYTHON")
+            .ok()
+            .or(Some("python3".into())),
+    };
     while let Some(flag) = it.next() {
         let val = it.next().ok_or(format!("{flag} needs a value"))?;
         match flag.as_str() {
-            "--threads" => a.threads = val.parse().map_err(|_| format!("--threads: not a number: {val}"))?,
-            "--iters" => a.iters = val.parse().map_err(|_| format!("--iters: not a number: {val}"))?,
+            "--threads" => {
+                a.threads = val
+                    .parse()
+                    .map_err(|_| format!("--threads: not a number: {val}"))?
+            }
+            "--iters" => {
+                a.iters = val
+                    .parse()
+                    .map_err(|_| format!("--iters: not a number: {val}"))?
+            }
             "--python" => a.python = if val == "none" { None } else { Some(val) },
             _ => return Err(format!("unknown flag {flag}")),
         }
@@ -47,7 +64,10 @@ fn time(name: &str, iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<(
         ts.push(t0.elapsed().as_secs_f64() * 1e3);
         let done = i + 1;
         let rate = done as f64 / start.elapsed().as_secs_f64();
-        eprint!("\r{name}: {done}/{iters} ({rate:.1}/s, ETA {:.1}s)   ", (iters - done) as f64 / rate);
+        eprint!(
+            "\r{name}: {done}/{iters} ({rate:.1}/s, ETA {:.1}s)   ",
+            (iters - done) as f64 / rate
+        );
     }
     eprintln!();
     ts.sort_by(|a, b| a.total_cmp(b));
@@ -59,12 +79,25 @@ fn reference(a: &Args) -> Option<serde_json::Value> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/reference/bench_ref.py");
     eprintln!("reference: {py} {script} {}", a.case);
     let out = Command::new(py)
-        .args([script, &a.case, "--threads", &a.threads.to_string(), "--iters", &a.iters.to_string()])
+        .args([
+            script,
+            &a.case,
+            "--threads",
+            &a.threads.to_string(),
+            "--iters",
+            &a.iters.to_string(),
+        ])
         .output();
     match out {
         Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).ok(),
         Ok(o) => {
-            eprintln!("reference failed: {}", String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or(""));
+            eprintln!(
+                "reference failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            );
             None
         }
         Err(e) => {
@@ -75,12 +108,22 @@ fn reference(a: &Args) -> Option<serde_json::Value> {
 }
 
 fn report(ours_name: &str, ours: (f64, f64), refs: &Option<serde_json::Value>, keys: &[&str]) {
-    println!("{ours_name:<32} median {:>9.3} ms   min {:>9.3} ms", ours.0, ours.1);
+    println!(
+        "{ours_name:<32} median {:>9.3} ms   min {:>9.3} ms",
+        ours.0, ours.1
+    );
     let Some(r) = refs else { return };
     for k in keys {
-        if let Some(m) = r.get(*k).and_then(|v| v.get("median_ms")).and_then(|v| v.as_f64()) {
+        if let Some(m) = r
+            .get(*k)
+            .and_then(|v| v.get("median_ms"))
+            .and_then(|v| v.as_f64())
+        {
             let mn = r[*k]["min_ms"].as_f64().unwrap_or(f64::NAN);
-            println!("{k:<32} median {m:>9.3} ms   min {mn:>9.3} ms   ratio ours/ref {:.3}", ours.0 / m);
+            println!(
+                "{k:<32} median {m:>9.3} ms   min {mn:>9.3} ms   ratio ours/ref {:.3}",
+                ours.0 / m
+            );
         }
     }
     for k in ["numpy_version", "torch_version"] {
@@ -95,7 +138,10 @@ fn run(a: &Args) -> Result<()> {
         .num_threads(a.threads)
         .build_global()
         .map_err(|e| edgedistill::Error::msg(format!("thread pool: {e}")))?;
-    println!("ed-bench {} threads={} iters={}", a.case, a.threads, a.iters);
+    println!(
+        "ed-bench {} threads={} iters={}",
+        a.case, a.threads, a.iters
+    );
     let mut rng = Rng::new(0);
     match a.case.as_str() {
         "matmul" => {
@@ -103,17 +149,34 @@ fn run(a: &Args) -> Result<()> {
             let y = Tensor::randn([1024, 1024], 0.0, 1.0, &mut rng);
             let ours = time("ours matmul", a.iters, || x.matmul(&y).map(|_| ()))?;
             let refs = reference(a);
-            report("ours_matmul_1024 (f32)", ours, &refs, &["numpy_matmul_1024", "torch_matmul_1024"]);
+            report(
+                "ours_matmul_1024 (f32)",
+                ours,
+                &refs,
+                &["numpy_matmul_1024", "torch_matmul_1024"],
+            );
         }
         "conv" => {
             let x = Tensor::randn([1, 64, 160, 160], 0.0, 1.0, &mut rng);
             let w = Tensor::randn([64, 64, 3, 3], 0.0, 0.05, &mut rng);
-            let p = Conv2dParams { padding: (1, 1), ..Default::default() };
+            let p = Conv2dParams {
+                padding: (1, 1),
+                ..Default::default()
+            };
             let ours = time("ours conv", a.iters, || x.conv2d(&w, None, p).map(|_| ()))?;
             let refs = reference(a);
-            report("ours_conv3x3_64x160x160 (f32)", ours, &refs, &["torch_conv3x3_64x160x160"]);
+            report(
+                "ours_conv3x3_64x160x160 (f32)",
+                ours,
+                &refs,
+                &["torch_conv3x3_64x160x160"],
+            );
         }
-        other => return Err(edgedistill::Error::msg(format!("unknown case {other:?}: expected matmul or conv"))),
+        other => {
+            return Err(edgedistill::Error::msg(format!(
+                "unknown case {other:?}: expected matmul or conv"
+            )));
+        }
     }
     Ok(())
 }

@@ -66,11 +66,6 @@ pub fn no_grad() -> NoGradGuard {
     NoGradGuard { prev }
 }
 
-pub(crate) fn set_grad_enabled(on: bool) -> NoGradGuard {
-    let prev = GRAD_ENABLED.with(|g| g.replace(on));
-    NoGradGuard { prev }
-}
-
 /// Attach a backward rule to a freshly computed `out` when recording is on and any input
 /// tracks gradients; otherwise return `out` untouched (no cost beyond the check).
 pub fn record<F>(out: Tensor, op: &'static str, inputs: &[&Tensor], backward: F) -> Tensor

@@ -19,27 +19,43 @@ fn pair(p: &Value, key: &str, default: usize) -> Result<(usize, usize)> {
     match p.get(key) {
         None => Ok((default, default)),
         Some(v) => {
-            let a = v.as_array().filter(|a| a.len() == 2).ok_or_else(|| Error::msg(format!("param {key}: expected [a, b], got {v}")))?;
-            let n = |x: &Value| x.as_u64().map(|u| u as usize).ok_or_else(|| Error::msg(format!("param {key}: not an integer: {x}")));
+            let a = v
+                .as_array()
+                .filter(|a| a.len() == 2)
+                .ok_or_else(|| Error::msg(format!("param {key}: expected [a, b], got {v}")))?;
+            let n = |x: &Value| {
+                x.as_u64()
+                    .map(|u| u as usize)
+                    .ok_or_else(|| Error::msg(format!("param {key}: not an integer: {x}")))
+            };
             Ok((n(&a[0])?, n(&a[1])?))
         }
     }
 }
 fn num(p: &Value, key: &str) -> Result<f64> {
-    p.get(key).and_then(|v| v.as_f64()).ok_or_else(|| Error::msg(format!("param {key} missing or not a number")))
+    p.get(key)
+        .and_then(|v| v.as_f64())
+        .ok_or_else(|| Error::msg(format!("param {key} missing or not a number")))
 }
 fn int(p: &Value, key: &str) -> Result<i64> {
-    p.get(key).and_then(|v| v.as_i64()).ok_or_else(|| Error::msg(format!("param {key} missing or not an integer")))
+    p.get(key)
+        .and_then(|v| v.as_i64())
+        .ok_or_else(|| Error::msg(format!("param {key} missing or not an integer")))
 }
 fn flag(p: &Value, key: &str) -> Result<bool> {
-    p.get(key).and_then(|v| v.as_bool()).ok_or_else(|| Error::msg(format!("param {key} missing or not a bool")))
+    p.get(key)
+        .and_then(|v| v.as_bool())
+        .ok_or_else(|| Error::msg(format!("param {key} missing or not a bool")))
 }
 
 /// Our result for one op on `a` (the case's tensor arguments, in order).
 pub fn forward(op: &str, a: &[Tensor], p: &Value) -> Result<Tensor> {
     let need = |n: usize| {
         if a.len() < n {
-            Err(Error::msg(format!("op {op}: needs {n} tensor arguments, fixture gives {}", a.len())))
+            Err(Error::msg(format!(
+                "op {op}: needs {n} tensor arguments, fixture gives {}",
+                a.len()
+            )))
         } else {
             Ok(())
         }
@@ -73,11 +89,13 @@ pub fn forward(op: &str, a: &[Tensor], p: &Value) -> Result<Tensor> {
             x.linear(&a[1], a.get(2))?
         }
         "sum" => {
-            let dims: Vec<isize> = serde_json::from_value(p["dims"].clone()).map_err(|e| Error::msg(format!("param dims: {e}")))?;
+            let dims: Vec<isize> = serde_json::from_value(p["dims"].clone())
+                .map_err(|e| Error::msg(format!("param dims: {e}")))?;
             x.sum(&dims, flag(p, "keepdim")?)?
         }
         "var" => {
-            let dims: Vec<isize> = serde_json::from_value(p["dims"].clone()).map_err(|e| Error::msg(format!("param dims: {e}")))?;
+            let dims: Vec<isize> = serde_json::from_value(p["dims"].clone())
+                .map_err(|e| Error::msg(format!("param dims: {e}")))?;
             x.var(&dims, flag(p, "unbiased")?, false)?
         }
         "conv2d" => {
@@ -101,21 +119,37 @@ pub fn forward(op: &str, a: &[Tensor], p: &Value) -> Result<Tensor> {
             };
             x.conv_transpose2d(&a[1], a.get(2), cp)?
         }
-        "max_pool2d" => x.max_pool2d(pair(p, "kernel", 1)?, pair(p, "stride", 1)?, pair(p, "padding", 0)?)?,
+        "max_pool2d" => x.max_pool2d(
+            pair(p, "kernel", 1)?,
+            pair(p, "stride", 1)?,
+            pair(p, "padding", 0)?,
+        )?,
         "adaptive_avg_pool2d" => x.adaptive_avg_pool2d(pair(p, "out", 1)?)?,
         "upsample_nearest2d" => x.upsample_nearest2d(pair(p, "out", 1)?)?,
-        "upsample_bilinear2d" => x.upsample_bilinear2d(pair(p, "out", 1)?, flag(p, "align_corners")?)?,
+        "upsample_bilinear2d" => {
+            x.upsample_bilinear2d(pair(p, "out", 1)?, flag(p, "align_corners")?)?
+        }
         "grid_sample" => {
             need(2)?;
             x.grid_sample(&a[1], flag(p, "align_corners")?)?
         }
         "layer_norm" => {
             need(3)?;
-            x.layer_norm(int(p, "normalized_ndim")? as usize, Some(&a[1]), Some(&a[2]), num(p, "eps")?)?
+            x.layer_norm(
+                int(p, "normalized_ndim")? as usize,
+                Some(&a[1]),
+                Some(&a[2]),
+                num(p, "eps")?,
+            )?
         }
         "group_norm" => {
             need(3)?;
-            x.group_norm(int(p, "num_groups")? as usize, Some(&a[1]), Some(&a[2]), num(p, "eps")?)?
+            x.group_norm(
+                int(p, "num_groups")? as usize,
+                Some(&a[1]),
+                Some(&a[2]),
+                num(p, "eps")?,
+            )?
         }
         "batch_norm" => {
             let training = flag(p, "training")?;
@@ -126,7 +160,15 @@ pub fn forward(op: &str, a: &[Tensor], p: &Value) -> Result<Tensor> {
                 need(5)?;
                 (Some(&a[1]), Some(&a[2]), &a[3], &a[4])
             };
-            x.batch_norm(rm, rv, Some(w), Some(b), training, num(p, "momentum")?, num(p, "eps")?)?
+            x.batch_norm(
+                rm,
+                rv,
+                Some(w),
+                Some(b),
+                training,
+                num(p, "momentum")?,
+                num(p, "eps")?,
+            )?
         }
         "gather" => {
             need(2)?;
@@ -141,14 +183,28 @@ pub fn forward(op: &str, a: &[Tensor], p: &Value) -> Result<Tensor> {
             let refs: Vec<&Tensor> = a.iter().collect();
             Tensor::cat(&refs, int(p, "dim")? as isize)?
         }
-        other => return Err(Error::msg(format!("op {other:?} has no replay in edgedistill"))),
+        other => {
+            return Err(Error::msg(format!(
+                "op {other:?} has no replay in edgedistill"
+            )));
+        }
     })
 }
 
 /// Forward and gradients of one case. `inputs` maps arg name → tensor (with `gout`).
 /// Returns the output and a map arg name → gradient for args that are float tensors.
-pub fn replay(case: &OpCase, inputs: &BTreeMap<String, Tensor>) -> Result<(Tensor, BTreeMap<String, Tensor>)> {
-    let get = |k: &str| inputs.get(k).cloned().ok_or_else(|| Error::msg(format!("case {}: tensor inputs.{}.{k} missing", case.name, case.name)));
+pub fn replay(
+    case: &OpCase,
+    inputs: &BTreeMap<String, Tensor>,
+) -> Result<(Tensor, BTreeMap<String, Tensor>)> {
+    let get = |k: &str| {
+        inputs.get(k).cloned().ok_or_else(|| {
+            Error::msg(format!(
+                "case {}: tensor inputs.{}.{k} missing",
+                case.name, case.name
+            ))
+        })
+    };
     // Fresh leaves so gradients land on them; frozen running stats stay frozen.
     let stats = ["rm", "rv"];
     let leaves: Vec<Tensor> = case
@@ -162,9 +218,13 @@ pub fn replay(case: &OpCase, inputs: &BTreeMap<String, Tensor>) -> Result<(Tenso
             Ok(t)
         })
         .collect::<Result<_>>()?;
-    let out = forward(&case.op, &leaves, &case.params).map_err(|e| e.context(format!("case {}", case.name)))?;
+    let out = forward(&case.op, &leaves, &case.params)
+        .map_err(|e| e.context(format!("case {}", case.name)))?;
     let gout = get("gout")?;
-    out.mul(&gout)?.sum_all()?.backward().map_err(|e| e.context(format!("case {} backward", case.name)))?;
+    out.mul(&gout)?
+        .sum_all()?
+        .backward()
+        .map_err(|e| e.context(format!("case {} backward", case.name)))?;
     let mut grads = BTreeMap::new();
     for (k, l) in case.args.iter().zip(&leaves) {
         if let Some(g) = l.grad() {
@@ -198,13 +258,21 @@ pub fn check(fx: &super::Fixture) -> Result<Vec<super::CheckLine>> {
                     let arg = &gname[format!("grads.{}.", case.name).len()..];
                     match grads.get(arg) {
                         Some(g) => lines.push(fx.compare(&gname, g)),
-                        None => lines.push(super::CheckLine::failed(&gname, fx.tensor(&gname)?.shape().clone(), "we produced no gradient")),
+                        None => lines.push(super::CheckLine::failed(
+                            &gname,
+                            fx.tensor(&gname)?.shape().clone(),
+                            "we produced no gradient",
+                        )),
                     }
                 }
             }
             Err(e) => {
                 for n in std::iter::once(out_name).chain(grad_names) {
-                    lines.push(super::CheckLine::failed(&n, fx.tensor(&n)?.shape().clone(), e.to_string()));
+                    lines.push(super::CheckLine::failed(
+                        &n,
+                        fx.tensor(&n)?.shape().clone(),
+                        e.to_string(),
+                    ));
                 }
             }
         }

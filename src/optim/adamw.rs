@@ -13,7 +13,13 @@ pub struct AdamWConfig {
 
 impl Default for AdamWConfig {
     fn default() -> Self {
-        AdamWConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-2 }
+        AdamWConfig {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 1e-2,
+        }
     }
 }
 
@@ -27,7 +33,11 @@ impl AdamW {
     pub fn new(params: Vec<Tensor>, cfg: AdamWConfig) -> Result<Self> {
         check_params(&params)?;
         let n = params.len();
-        Ok(AdamW { params, cfg, state: vec![None; n] })
+        Ok(AdamW {
+            params,
+            cfg,
+            state: vec![None; n],
+        })
     }
 
     pub fn params(&self) -> &[Tensor] {

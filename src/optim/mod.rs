@@ -12,13 +12,22 @@ use crate::{Error, Result, Tensor};
 pub(crate) fn check_params(params: &[Tensor]) -> Result<()> {
     for (i, p) in params.iter().enumerate() {
         if !p.requires_grad() {
-            return Err(Error::msg(format!("optimizer: parameter {i} {} does not require grad", p.shape())));
+            return Err(Error::msg(format!(
+                "optimizer: parameter {i} {} does not require grad",
+                p.shape()
+            )));
         }
         if !p.is_contiguous() {
-            return Err(Error::msg(format!("optimizer: parameter {i} {} is not contiguous", p.shape())));
+            return Err(Error::msg(format!(
+                "optimizer: parameter {i} {} is not contiguous",
+                p.shape()
+            )));
         }
         if !matches!(p.dtype(), crate::DType::F32 | crate::DType::F64) {
-            return Err(Error::msg(format!("optimizer: parameter {i} is {}; master weights must be f32 or f64", p.dtype())));
+            return Err(Error::msg(format!(
+                "optimizer: parameter {i} is {}; master weights must be f32 or f64",
+                p.dtype()
+            )));
         }
     }
     Ok(())
@@ -35,8 +44,14 @@ pub(crate) fn grad_values(p: &Tensor) -> Result<Option<Vec<f64>>> {
 /// Apply `f(index, param_value) -> new_value` in place, in the parameter's own dtype.
 pub(crate) fn update_in_place(p: &Tensor, mut f: impl FnMut(usize, f64) -> f64) -> Result<()> {
     match p.dtype() {
-        crate::DType::F32 => p.with_slice_mut(|w: &mut [f32]| w.iter_mut().enumerate().for_each(|(i, v)| *v = f(i, *v as f64) as f32)),
-        _ => p.with_slice_mut(|w: &mut [f64]| w.iter_mut().enumerate().for_each(|(i, v)| *v = f(i, *v))),
+        crate::DType::F32 => p.with_slice_mut(|w: &mut [f32]| {
+            w.iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = f(i, *v as f64) as f32)
+        }),
+        _ => p.with_slice_mut(|w: &mut [f64]| {
+            w.iter_mut().enumerate().for_each(|(i, v)| *v = f(i, *v))
+        }),
     }
 }
 

@@ -13,7 +13,13 @@ pub struct SgdConfig {
 
 impl Default for SgdConfig {
     fn default() -> Self {
-        SgdConfig { lr: 0.01, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false }
+        SgdConfig {
+            lr: 0.01,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+        }
     }
 }
 
@@ -28,7 +34,11 @@ impl Sgd {
     pub fn new(params: Vec<Tensor>, cfg: SgdConfig) -> Result<Self> {
         check_params(&params)?;
         let n = params.len();
-        Ok(Sgd { params, cfg, bufs: vec![None; n] })
+        Ok(Sgd {
+            params,
+            cfg,
+            bufs: vec![None; n],
+        })
     }
 
     pub fn params(&self) -> &[Tensor] {
@@ -41,12 +51,18 @@ impl Sgd {
         for (p, buf) in self.params.iter().zip(self.bufs.iter_mut()) {
             let Some(g) = grad_values(p)? else { continue };
             let w = p.to_vec_f64()?;
-            let mut d: Vec<f64> = g.iter().zip(&w).map(|(g, w)| g + c.weight_decay * w).collect();
+            let mut d: Vec<f64> = g
+                .iter()
+                .zip(&w)
+                .map(|(g, w)| g + c.weight_decay * w)
+                .collect();
             if c.momentum != 0.0 {
                 let b = match buf.take() {
                     None => d.clone(),
                     Some(mut b) => {
-                        b.iter_mut().zip(&d).for_each(|(b, d)| *b = c.momentum * *b + (1.0 - c.dampening) * d);
+                        b.iter_mut()
+                            .zip(&d)
+                            .for_each(|(b, d)| *b = c.momentum * *b + (1.0 - c.dampening) * d);
                         b
                     }
                 };

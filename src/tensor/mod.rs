@@ -15,6 +15,7 @@ mod view;
 pub use device::Device;
 pub use dtype::{DType, Element, Float};
 pub use layout::Layout;
+pub use ops::conv::{Conv2dParams, ConvTranspose2dParams};
 pub use rng::Rng;
 pub use shape::Shape;
 pub use storage::{CpuStorage, Storage, StorageElement};

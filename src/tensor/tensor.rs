@@ -199,9 +199,6 @@ impl Tensor {
     pub fn is_contiguous(&self) -> bool {
         self.0.layout.is_contiguous()
     }
-    pub(crate) fn storage_arc(&self) -> &Arc<RwLock<Storage>> {
-        &self.0.storage
-    }
     pub(crate) fn read_storage(&self) -> RwLockReadGuard<'_, Storage> {
         self.0.storage.read().unwrap_or_else(|e| e.into_inner())
     }

@@ -1,14 +1,20 @@
 //! CPU kernels on plain slices: the reference implementation of every op. Float kernels
 //! are generic over `Float` (f32, f64); rayon splits large work across cores.
 pub mod binary;
+pub mod conv;
+#[cfg(target_arch = "x86_64")]
+pub mod conv_avx512;
 pub mod gemm;
+pub mod grid_sample;
 pub mod index;
 pub mod math;
 pub mod norm;
+pub mod pool;
 pub mod reduce;
 pub mod softmax;
 pub mod sort;
 pub mod unary;
+pub mod upsample;
 
 /// Work below this many elements stays on one thread (rayon's overhead dominates).
 pub const PAR_MIN: usize = 1 << 15;

@@ -44,13 +44,17 @@ macro_rules! dispatch_any {
 
 pub mod binary;
 pub mod concat;
+pub mod conv;
+pub mod grid_sample;
 pub mod index;
 pub mod matmul;
 pub mod norm;
+pub mod pool;
 pub mod reduce;
 pub mod softmax;
 pub mod sort;
 pub mod unary;
+pub mod upsample;
 
 use crate::{DType, Result, Tensor};
 

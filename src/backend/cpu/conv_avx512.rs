@@ -1,0 +1,164 @@
+//! AVX-512 f32 micro-kernel for conv2d's GEMMs `c[i][j] = Σ_k a[i][k]·b[k][j]`, b rows
+//! contiguous (im2col rows, output-gradient rows). The generic GEMM reaches about half of
+//! peak on these shapes; this kernel keeps an MR × (16·NV) block of c in 24 registers,
+//! loads NV vectors of b and broadcasts MR values of a per k, and walks k in chunks whose
+//! b block fits L1. Forward and input-gradient use 8 × 48; the weight gradient, whose j is
+//! the output channels (often 64), uses 6 × 64.
+#![allow(unsafe_op_in_unsafe_fn)]
+use std::arch::x86_64::*;
+
+pub fn available() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+}
+
+/// A strided `[m, k]` matrix (element (i, j) at `a[i·rs + j·cs]`) repacked into `p` as
+/// `[ceil(m/MR)][k][MR]` (zero rows past m), so the kernel reads the MR values of each k
+/// contiguously.
+pub fn pack_into<const MR: usize>(
+    m: usize,
+    k: usize,
+    a: &[f32],
+    rs: usize,
+    cs: usize,
+    p: &mut Vec<f32>,
+) {
+    // Every element is overwritten below except the rows past m, which are zeroed there;
+    // so a reused buffer needs no clearing.
+    p.resize(m.div_ceil(MR) * k * MR, 0.0);
+    for (b, blk) in p.chunks_exact_mut(k * MR).enumerate() {
+        let rows = MR.min(m - b * MR);
+        if cs == 1 && rows == MR {
+            // Read MR rows side by side and write each k's MR values contiguously.
+            let src: [&[f32]; MR] = std::array::from_fn(|r| &a[(b * MR + r) * rs..][..k]);
+            for (j, out) in blk.chunks_exact_mut(MR).enumerate() {
+                for r in 0..MR {
+                    out[r] = src[r][j];
+                }
+            }
+        } else {
+            for j in 0..k {
+                for r in 0..MR {
+                    blk[j * MR + r] = if r < rows {
+                        a[(b * MR + r) * rs + j * cs]
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+}
+
+pub fn pack<const MR: usize>(m: usize, k: usize, a: &[f32], rs: usize, cs: usize) -> Vec<f32> {
+    let mut p = Vec::new();
+    pack_into::<MR>(m, k, a, rs, cs, &mut p);
+    p
+}
+
+#[inline(always)]
+fn lane_mask(n: usize, from: usize) -> __mmask16 {
+    let v = n.saturating_sub(from).min(16);
+    ((1u32 << v) - 1) as __mmask16
+}
+
+/// `c[r][j] (+)= Σ_{k<kc} a[k·MR + r] · b[k·bs + j]` for `r < rows`, `j < n ≤ 16·NV`.
+///
+/// # Safety
+/// avx512f must be available; `a` holds `kc·MR` values, `b` `kc` rows of stride `bs` with
+/// `n` readable values each, `c` `rows` rows of stride `cs` with `n` values each.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel<const MR: usize, const NV: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    bs: usize,
+    c: *mut f32,
+    cs: usize,
+    rows: usize,
+    n: usize,
+    accumulate: bool,
+) {
+    let mut m = [0 as __mmask16; NV];
+    for (v, mv) in m.iter_mut().enumerate() {
+        *mv = lane_mask(n, 16 * v);
+    }
+    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+    if accumulate {
+        for (r, ar) in acc.iter_mut().enumerate().take(rows) {
+            for (v, x) in ar.iter_mut().enumerate() {
+                *x = _mm512_maskz_loadu_ps(m[v], c.add(r * cs + 16 * v));
+            }
+        }
+    }
+    let (mut bp, mut ap) = (b, a);
+    for _ in 0..kc {
+        let mut bv = [_mm512_setzero_ps(); NV];
+        for (v, x) in bv.iter_mut().enumerate() {
+            *x = _mm512_maskz_loadu_ps(m[v], bp.add(16 * v));
+        }
+        for (r, ar) in acc.iter_mut().enumerate() {
+            let s = _mm512_set1_ps(*ap.add(r));
+            for (x, &y) in ar.iter_mut().zip(&bv) {
+                *x = _mm512_fmadd_ps(s, y, *x);
+            }
+        }
+        bp = bp.add(bs);
+        ap = ap.add(MR);
+    }
+    for (r, ar) in acc.iter().enumerate().take(rows) {
+        for (v, &x) in ar.iter().enumerate() {
+            _mm512_mask_storeu_ps(c.add(r * cs + 16 * v), m[v], x);
+        }
+    }
+}
+
+/// `c[m][n] (+)= A · b[k][n]` (row strides `bs` for b, `n` for c) with `ap` =
+/// `pack::<MR>(m, k, A, ..)`. k is walked in chunks of `kc`, so a chunk's block of b stays
+/// in L1 while every row block of A uses it.
+///
+/// # Safety
+/// avx512f must be available; `ap` is packed for m × k; `b` holds `k` rows of stride `bs`
+/// with `n` values each; `c` holds `m·n` values.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_packed<const MR: usize, const NV: usize>(
+    ap: &[f32],
+    m: usize,
+    k: usize,
+    b: &[f32],
+    bs: usize,
+    n: usize,
+    c: &mut [f32],
+    kc: usize,
+    accumulate: bool,
+) {
+    debug_assert!(k == 0 || b.len() >= (k - 1) * bs + n);
+    debug_assert!(c.len() >= m * n && ap.len() >= m.div_ceil(MR) * k * MR);
+    if k == 0 && !accumulate {
+        c[..m * n].fill(0.0);
+    }
+    let nr = 16 * NV;
+    let mut k0 = 0;
+    while k0 < k {
+        let kk = kc.min(k - k0);
+        let mut j = 0;
+        while j < n {
+            let nn = nr.min(n - j);
+            for blk in 0..m.div_ceil(MR) {
+                kernel::<MR, NV>(
+                    kk,
+                    ap.as_ptr().add((blk * k + k0) * MR),
+                    b.as_ptr().add(k0 * bs + j),
+                    bs,
+                    c.as_mut_ptr().add(blk * MR * n + j),
+                    n,
+                    MR.min(m - blk * MR),
+                    nn,
+                    accumulate || k0 > 0,
+                );
+            }
+            j += nn;
+        }
+        k0 += kk;
+    }
+}
