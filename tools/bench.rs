@@ -3,6 +3,7 @@
 //!
 //!   ed-bench matmul [--threads 2] [--iters 20] [--python PATH]
 //!   ed-bench conv   [--threads 2] [--iters 20] [--python PATH]
+//!   ed-bench conv-train (forward + backward of the same conv)
 //!
 //! The reference side runs tools/reference/bench_ref.py with PATH (default: $EDGEDISTILL_PYTHON,
 //! else python3); pass `--python none` to time ours only.
@@ -20,9 +21,9 @@ struct Args {
 
 fn parse() -> std::result::Result<Args, String> {
     let mut it = std::env::args().skip(1);
-    let case = it
-        .next()
-        .ok_or("usage: ed-bench matmul|conv [--threads N] [--iters N] [--python PATH|none]")?;
+    let case = it.next().ok_or(
+        "usage: ed-bench matmul|conv|conv-train [--threads N] [--iters N] [--python PATH|none]",
+    )?;
     let mut a = Args {
         case,
         threads: 2,
@@ -134,6 +135,7 @@ fn report(ours_name: &str, ours: (f64, f64), refs: &Option<serde_json::Value>, k
 }
 
 fn run(a: &Args) -> Result<()> {
+    edgedistill::backend::cpu::alloc::tune_allocator();
     rayon::ThreadPoolBuilder::new()
         .num_threads(a.threads)
         .build_global()
@@ -172,9 +174,30 @@ fn run(a: &Args) -> Result<()> {
                 &["torch_conv3x3_64x160x160"],
             );
         }
+        "conv-train" => {
+            // forward + backward to input and weight (sum of the output as the loss)
+            let x = Tensor::randn([1, 64, 160, 160], 0.0, 1.0, &mut rng).requires_grad_()?;
+            let w = Tensor::randn([64, 64, 3, 3], 0.0, 0.05, &mut rng).requires_grad_()?;
+            let p = Conv2dParams {
+                padding: (1, 1),
+                ..Default::default()
+            };
+            let ours = time("ours conv fwd+bwd", a.iters, || {
+                x.zero_grad();
+                w.zero_grad();
+                x.conv2d(&w, None, p)?.sum_all()?.backward()
+            })?;
+            let refs = reference(a);
+            report(
+                "ours_conv3x3_64x160x160_fwd_bwd",
+                ours,
+                &refs,
+                &["torch_conv3x3_64x160x160_fwd_bwd"],
+            );
+        }
         other => {
             return Err(edgedistill::Error::msg(format!(
-                "unknown case {other:?}: expected matmul or conv"
+                "unknown case {other:?}: expected matmul, conv or conv-train"
             )));
         }
     }

@@ -217,6 +217,7 @@ fn write_json(path: &std::path::Path, v: &serde_json::Value) -> Result<()> {
 }
 
 fn run(a: &Args) -> Result<()> {
+    edgedistill::backend::cpu::alloc::tune_allocator();
     if a.threads > 0 {
         rayon::ThreadPoolBuilder::new()
             .num_threads(a.threads)

@@ -3,7 +3,7 @@
 
 Times the same shapes as ed-bench with numpy (OpenBLAS) and PyTorch CPU, pinned to the
 same thread count, and prints one JSON object: {"<case>": {"median_ms": .., "min_ms": ..}}.
-Usage: bench_ref.py CASE [--threads N] [--iters N]; CASE is matmul or conv.
+Usage: bench_ref.py CASE [--threads N] [--iters N]; CASE is matmul, conv or conv-train.
 """
 import argparse
 import json
@@ -26,7 +26,7 @@ def timeit(fn, iters, warmup=3):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=["matmul", "conv"])
+    ap.add_argument("case", choices=["matmul", "conv", "conv-train"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=20)
     a = ap.parse_args()
@@ -57,8 +57,19 @@ def main():
         g = torch.Generator().manual_seed(0)
         x = torch.randn(1, 64, 160, 160, generator=g)
         w = torch.randn(64, 64, 3, 3, generator=g) * 0.05
-        with torch.no_grad():
-            out["torch_conv3x3_64x160x160"] = timeit(lambda: torch.nn.functional.conv2d(x, w, padding=1), a.iters)
+        if a.case == "conv":
+            with torch.no_grad():
+                out["torch_conv3x3_64x160x160"] = timeit(lambda: torch.nn.functional.conv2d(x, w, padding=1), a.iters)
+        else:
+            x.requires_grad_(True)
+            w.requires_grad_(True)
+
+            def step():
+                x.grad = None
+                w.grad = None
+                torch.nn.functional.conv2d(x, w, padding=1).sum().backward()
+
+            out["torch_conv3x3_64x160x160_fwd_bwd"] = timeit(step, a.iters)
         out["torch_version"] = torch.__version__
     json.dump(out, sys.stdout)
     print()

@@ -1,5 +1,6 @@
 //! CPU kernels on plain slices: the reference implementation of every op. Float kernels
 //! are generic over `Float` (f32, f64); rayon splits large work across cores.
+pub mod alloc;
 pub mod binary;
 pub mod conv;
 #[cfg(target_arch = "x86_64")]
