@@ -41,10 +41,10 @@ fn parse() -> std::result::Result<Args, String> {
         .unwrap_or(0);
     let mut a = Args {
         out: PathBuf::from(format!("runs/demo-{stamp}")),
-        epochs: 6,
+        epochs: 20,
         seed: 0,
-        train: 1500,
-        val: 300,
+        train: 3000,
+        val: 600,
         threads: 0,
     };
     let mut it = std::env::args().skip(1);
@@ -259,6 +259,7 @@ fn run(a: &Args) -> Result<()> {
     let mut metrics = Vec::new();
     let train_start = Instant::now();
     let mut step = 0;
+    let mut last_print = Instant::now();
     for epoch in 0..a.epochs {
         let mut order: Vec<usize> = (0..a.train).collect();
         rng.shuffle(&mut order);
@@ -280,6 +281,10 @@ fn run(a: &Args) -> Result<()> {
             loss_sum += lv * chunk.len() as f64;
             seen += chunk.len();
             step += 1;
+            if last_print.elapsed().as_secs_f64() < 0.25 && step != total {
+                continue;
+            }
+            last_print = Instant::now();
             let rate = step as f64 / train_start.elapsed().as_secs_f64();
             eprint!(
                 "\repoch {}/{} step {step}/{total} loss {:.4} ({rate:.1} steps/s, ETA {:.0}s)   ",
