@@ -7,8 +7,19 @@
 #![allow(unsafe_op_in_unsafe_fn)]
 use std::arch::x86_64::*;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static DISABLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the kernel may run: the CPU has avx512f and it was not switched off.
 pub fn available() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
+    !DISABLED.load(Ordering::Relaxed) && std::arch::is_x86_feature_detected!("avx512f")
+}
+
+/// Switch the kernel off (process-wide) so the portable path — the one Arm boards such as
+/// Jetson run — can be tested and timed on an AVX-512 machine.
+pub fn set_disabled(off: bool) {
+    DISABLED.store(off, Ordering::Relaxed);
 }
 
 /// A strided `[m, k]` matrix (element (i, j) at `a[i·rs + j·cs]`) repacked into `p` as
