@@ -1,6 +1,8 @@
 //! Our own seeded RNG: xoshiro256** seeded through splitmix64, normals by the Marsaglia
 //! polar method with a log written in plain IEEE arithmetic, so the same seed gives the
 //! same bits on every platform (no libm differences).
+// fdlibm constants are kept digit for digit as published.
+#![allow(clippy::excessive_precision)]
 use super::{DType, Shape, Tensor};
 use crate::Result;
 

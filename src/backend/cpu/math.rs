@@ -1,6 +1,9 @@
 //! Scalar special functions std lacks. `erf` is fdlibm's s_erf.c (|error| < 1 ulp in f64),
 //! needed for exact GELU.
 
+// fdlibm constants are kept digit for digit as published.
+#![allow(clippy::excessive_precision)]
+
 pub fn erf(x: f64) -> f64 {
     const ERX: f64 = 8.45062911510467529297e-01;
     const EFX8: f64 = 1.02703333676410069053e+00;
