@@ -1,6 +1,7 @@
 //! Compute backends. `cpu` is complete and is the reference for every op; the CUDA
 //! backend (issue 3) adds `cuda` beside it.
 pub mod cpu;
+pub mod cuda;
 
 /// CUDA C sources embedded at build time (see build.rs and kernels/README.md).
 pub mod kernels {

@@ -3,7 +3,7 @@
 
 Times the same shapes as ed-bench with numpy (OpenBLAS) and PyTorch CPU, pinned to the
 same thread count, and prints one JSON object: {"<case>": {"median_ms": .., "min_ms": ..}}.
-Usage: bench_ref.py CASE [--threads N] [--iters N]; CASE is matmul, conv or conv-train.
+Usage: bench_ref.py CASE [--threads N] [--iters N]; CASE is matmul, conv, conv-train or mask-iou.
 """
 import argparse
 import json
@@ -26,7 +26,8 @@ def timeit(fn, iters, warmup=3):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=["matmul", "conv", "conv-train"])
+    ap.add_argument("case", choices=["matmul", "conv", "conv-train", "mask-iou"])
+    ap.add_argument("--masks", help="mask-iou: safetensors file with u8 pred [N,H,W], gt [M,H,W], crowd [M]")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=20)
     a = ap.parse_args()
@@ -50,6 +51,36 @@ def main():
             out["torch_matmul_1024"] = timeit(lambda: tx @ ty, a.iters)
         except ImportError:
             pass
+    elif a.case == "mask-iou":
+        import numpy as np
+        from pycocotools import mask as mu
+        from safetensors.numpy import load_file
+
+        t = load_file(a.masks)
+        pred, gt, crowd = t["pred"], t["gt"], t["crowd"].astype(bool)
+        # pycocotools works on column-major RLE; encoding is not timed, only iou.
+        enc = lambda m: mu.encode(np.asfortranarray(m.transpose(1, 2, 0)))
+        dr, gr = enc(pred), enc(gt)
+        out["pycocotools_mask_iou"] = timeit(lambda: mu.iou(dr, gr, list(crowd)), a.iters)
+        import torch
+
+        torch.set_num_threads(a.threads)
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+        P = torch.from_numpy(pred).to(dev).flatten(1).float()
+        G = torch.from_numpy(gt).to(dev).flatten(1).float()
+        cr = torch.from_numpy(crowd).to(dev)
+
+        def torch_iou():
+            inter = P @ G.T
+            ap, ag = P.sum(1, keepdim=True), G.sum(1)
+            union = torch.where(cr, ap.expand_as(inter), ap + ag - inter)
+            r = inter / union.clamp_min(1)
+            if dev == "cuda":
+                torch.cuda.synchronize()
+            return r
+
+        out[f"torch_{dev}_mask_iou_matmul"] = timeit(torch_iou, a.iters)
+        out["torch_version"] = torch.__version__
     else:
         import torch
 
