@@ -10,7 +10,9 @@ const ARCHES: [(i32, i32); 2] = [(8, 7), (9, 0)];
 fn kernels_compile_with_nvrtc() {
     let nvrtc = match Nvrtc::load() {
         Ok(n) => n,
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true needs NVRTC: {e}"),
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true needs NVRTC: {e}")
+        }
         Err(e) => {
             eprintln!("SKIPPED kernels_compile_with_nvrtc: {e}");
             return;
@@ -22,7 +24,10 @@ fn kernels_compile_with_nvrtc() {
     for (name, src) in KERNEL_SOURCES {
         for cc in ARCHES {
             match nvrtc.compile_ptx(src, name, cc) {
-                Ok(ptx) => assert!(ptx.contains(".entry"), "{name} for {cc:?}: PTX has no kernel entry"),
+                Ok(ptx) => assert!(
+                    ptx.contains(".entry"),
+                    "{name} for {cc:?}: PTX has no kernel entry"
+                ),
                 Err(e) => failures.push(e.to_string()),
             }
         }
@@ -40,12 +45,21 @@ fn nvrtc_reports_compile_errors_with_file_and_line() {
         return;
     };
     let bad = "extern \"C\" __global__ void k(float* x) {\n  x[0] = undefined_name;\n}\n";
-    let e = nvrtc.compile_ptx(bad, "broken", (9, 0)).unwrap_err().to_string();
-    assert!(e.contains("broken.cu") && e.contains("undefined_name"), "{e}");
+    let e = nvrtc
+        .compile_ptx(bad, "broken", (9, 0))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("broken.cu") && e.contains("undefined_name"),
+        "{e}"
+    );
 }
 
 #[test]
 fn missing_nvrtc_path_is_a_clear_error() {
-    let e = Nvrtc::load_from("/nonexistent/libnvrtc.so.13").err().unwrap().to_string();
+    let e = Nvrtc::load_from("/nonexistent/libnvrtc.so.13")
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("/nonexistent/libnvrtc.so.13"), "{e}");
 }

@@ -4,6 +4,7 @@
 //!   ed-bench matmul [--threads 2] [--iters 20] [--python PATH]
 //!   ed-bench conv   [--threads 2] [--iters 20] [--python PATH]
 //!   ed-bench conv-train (forward + backward of the same conv)
+//!   ed-bench mask-iou   (100×100 masks of 640², CPU and, with a GPU, CUDA; vs pycocotools and torch)
 //!
 //! The reference side runs tools/reference/bench_ref.py with PATH (default: $EDGEDISTILL_PYTHON,
 //! else python3); pass `--python none` to time ours only.
@@ -22,7 +23,7 @@ struct Args {
 fn parse() -> std::result::Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let case = it.next().ok_or(
-        "usage: ed-bench matmul|conv|conv-train [--threads N] [--iters N] [--python PATH|none]",
+        "usage: ed-bench matmul|conv|conv-train|mask-iou [--threads N] [--iters N] [--python PATH|none]",
     )?;
     let mut a = Args {
         case,
@@ -76,6 +77,11 @@ fn time(name: &str, iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<(
 }
 
 fn reference(a: &Args) -> Option<serde_json::Value> {
+    reference_with(a, &[])
+}
+
+/// Run the reference script for `a.case` with extra arguments; None when it cannot run.
+fn reference_with(a: &Args, extra: &[&str]) -> Option<serde_json::Value> {
     let py = a.python.as_ref()?;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/reference/bench_ref.py");
     eprintln!("reference: {py} {script} {}", a.case);
@@ -88,6 +94,7 @@ fn reference(a: &Args) -> Option<serde_json::Value> {
             "--iters",
             &a.iters.to_string(),
         ])
+        .args(extra)
         .output();
     match out {
         Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).ok(),
@@ -195,9 +202,10 @@ fn run(a: &Args) -> Result<()> {
                 &["torch_conv3x3_64x160x160_fwd_bwd"],
             );
         }
+        "mask-iou" => mask_iou_case(a, &mut rng)?,
         other => {
             return Err(edgedistill::Error::msg(format!(
-                "unknown case {other:?}: expected matmul, conv or conv-train"
+                "unknown case {other:?}: expected matmul, conv, conv-train or mask-iou"
             )));
         }
     }
@@ -219,4 +227,139 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// 100 predictions × 100 references of 640×640: rectangles and ellipses, 85 % of the
+/// predictions jittered copies of a reference (realistic overlaps), 20 % of references crowd.
+fn bench_masks(rng: &mut Rng) -> (Vec<u8>, Vec<u8>, Vec<bool>) {
+    let (n, h, w) = (100usize, 640usize, 640usize);
+    let shape = |rng: &mut Rng| -> [f64; 5] {
+        let (rx, ry) = (10.0 + rng.uniform() * 150.0, 10.0 + rng.uniform() * 150.0);
+        [
+            rx + rng.uniform() * (w as f64 - 2.0 * rx),
+            ry + rng.uniform() * (h as f64 - 2.0 * ry),
+            rx,
+            ry,
+            rng.below(2) as f64,
+        ]
+    };
+    let draw = |s: &[f64; 5], out: &mut [u8]| {
+        for y in 0..h {
+            for x in 0..w {
+                let (dx, dy) = (
+                    (x as f64 + 0.5 - s[0]) / s[2],
+                    (y as f64 + 0.5 - s[1]) / s[3],
+                );
+                out[y * w + x] = if s[4] > 0.5 {
+                    (dx * dx + dy * dy <= 1.0) as u8
+                } else {
+                    (dx.abs() <= 1.0 && dy.abs() <= 1.0) as u8
+                };
+            }
+        }
+    };
+    let gts: Vec<[f64; 5]> = (0..n).map(|_| shape(rng)).collect();
+    let mut gt = vec![0u8; n * h * w];
+    let mut pred = vec![0u8; n * h * w];
+    for i in 0..n {
+        draw(&gts[i], &mut gt[i * h * w..(i + 1) * h * w]);
+        let s = if rng.uniform() < 0.85 {
+            let g = gts[rng.below(n as u64) as usize];
+            [
+                g[0] + 10.0 * rng.normal(),
+                g[1] + 10.0 * rng.normal(),
+                g[2] * (1.0 + 0.1 * rng.normal()),
+                g[3] * (1.0 + 0.1 * rng.normal()),
+                g[4],
+            ]
+        } else {
+            shape(rng)
+        };
+        draw(&s, &mut pred[i * h * w..(i + 1) * h * w]);
+    }
+    let crowd = (0..n).map(|_| rng.uniform() < 0.2).collect();
+    (pred, gt, crowd)
+}
+
+fn mask_iou_case(a: &Args, rng: &mut Rng) -> Result<()> {
+    use edgedistill::backend::cpu::mask_iou::{PackedMasks, mask_iou, mask_iou_with_stats};
+    let (n, h, w) = (100usize, 640usize, 640usize);
+    let (pred_u8, gt_u8, crowd) = bench_masks(rng);
+    let pred = PackedMasks::from_u8(&pred_u8, n, h, w)?;
+    let gt = PackedMasks::from_u8(&gt_u8, n, h, w)?;
+    // Packing and stats are the encoding step (pycocotools' RLE encode is not timed either).
+    let (ps, gs) = (pred.stats(), gt.stats());
+    let cpu = time("ours mask_iou cpu", a.iters, || {
+        mask_iou_with_stats(&pred, &ps, &gt, &gs, &crowd).map(|_| ())
+    })?;
+    let cpu_all = time("ours mask_iou cpu incl. stats", a.iters, || {
+        mask_iou(&pred, &gt, &crowd).map(|_| ())
+    })?;
+    let iou = mask_iou(&pred, &gt, &crowd)?;
+    println!(
+        "pairs with IoU > 0: {} of {}",
+        iou.iter().filter(|&&v| v > 0.0).count(),
+        iou.len()
+    );
+    let gpu = match edgedistill::backend::cuda::CudaDevice::get(0) {
+        Ok(dev) => {
+            let g = edgedistill::backend::cuda::mask_iou::mask_iou(dev, &pred, &gt, &crowd)?;
+            if g.iter().zip(&iou).any(|(x, y)| x.to_bits() != y.to_bits()) {
+                return Err(edgedistill::Error::msg(
+                    "GPU mask_iou differs from the CPU reference",
+                ));
+            }
+            println!("device: {} (GPU result identical to CPU)", dev.name);
+            Some(time("ours mask_iou cuda (incl. copies)", a.iters, || {
+                edgedistill::backend::cuda::mask_iou::mask_iou_with_stats(
+                    dev, &pred, &ps, &gt, &gs, &crowd,
+                )
+                .map(|_| ())
+            })?)
+        }
+        Err(e) => {
+            eprintln!("no GPU timing: {e}");
+            None
+        }
+    };
+    // The reference times the very same masks.
+    let dir = std::env::temp_dir().join(format!("ed-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| edgedistill::Error::Io {
+        path: dir.clone(),
+        source: e,
+    })?;
+    let file = dir.join("masks.safetensors");
+    let crowd_u8: Vec<u8> = crowd.iter().map(|&c| c as u8).collect();
+    edgedistill::io::save_safetensors(
+        &file,
+        &[
+            ("pred".into(), Tensor::from_vec(pred_u8, [n, h, w])?),
+            ("gt".into(), Tensor::from_vec(gt_u8, [n, h, w])?),
+            ("crowd".into(), Tensor::from_vec(crowd_u8, [n])?),
+        ],
+        None,
+    )?;
+    let refs = reference_with(a, &["--masks", &file.display().to_string()]);
+    std::fs::remove_dir_all(&dir).ok();
+    report(
+        "ours_mask_iou_cpu (100x100 @640²)",
+        cpu,
+        &refs,
+        &["pycocotools_mask_iou", "torch_cpu_mask_iou_matmul"],
+    );
+    report(
+        "ours_mask_iou_cpu incl. stats",
+        cpu_all,
+        &refs,
+        &["pycocotools_mask_iou"],
+    );
+    if let Some(g) = gpu {
+        report(
+            "ours_mask_iou_cuda (incl. copies)",
+            g,
+            &refs,
+            &["torch_cuda_mask_iou_matmul"],
+        );
+    }
+    Ok(())
 }

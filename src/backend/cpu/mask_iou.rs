@@ -285,36 +285,28 @@ fn and_count_popcnt(
 /// Errors when the masks differ in size, `gt_crowd.len() != gt.len()`, or either set
 /// breaks the layout contract (`PackedMasks::validate`).
 pub fn mask_iou(pred: &PackedMasks, gt: &PackedMasks, gt_crowd: &[bool]) -> Result<Vec<f64>> {
-    pred.validate()?;
-    gt.validate()?;
-    if pred.h != gt.h || pred.w != gt.w {
-        return Err(Error::Shape {
-            op: OP,
-            msg: format!(
-                "pred masks [{}, {}, {}] and gt masks [{}, {}, {}] differ in size",
-                pred.n, pred.h, pred.w, gt.n, gt.h, gt.w
-            ),
-        });
-    }
-    if gt_crowd.len() != gt.n {
-        return Err(Error::Shape {
-            op: OP,
-            msg: format!(
-                "gt_crowd has {} flags [{}] but gt masks are [{}, {}, {}]",
-                gt_crowd.len(),
-                gt_crowd.len(),
-                gt.n,
-                gt.h,
-                gt.w
-            ),
-        });
-    }
+    check_inputs(pred, gt, gt_crowd)?;
+    mask_iou_with_stats(pred, &pred.stats(), gt, &gt.stats(), gt_crowd)
+}
+
+/// `mask_iou` with each set's `stats()` computed once by the caller: packing and stats are
+/// the "encoding" step (pycocotools' RLE encode), done once per mask however many times it
+/// is compared. The stats must be those of the given masks (lengths are checked).
+pub fn mask_iou_with_stats(
+    pred: &PackedMasks,
+    ps: &MaskStats,
+    gt: &PackedMasks,
+    gs: &MaskStats,
+    gt_crowd: &[bool],
+) -> Result<Vec<f64>> {
+    check_inputs(pred, gt, gt_crowd)?;
+    check_stats(pred, ps, "pred")?;
+    check_stats(gt, gs, "gt")?;
     let (np, ng) = (pred.n, gt.n);
     let mut out = vec![0.0f64; np * ng];
     if np == 0 || ng == 0 {
         return Ok(out);
     }
-    let (ps, gs) = (pred.stats(), gt.stats());
     let wpr = pred.words_per_row;
     #[cfg(target_arch = "x86_64")]
     let popcnt = has_popcnt();
@@ -366,4 +358,50 @@ pub fn mask_iou(pred: &PackedMasks, gt: &PackedMasks, gt_crowd: &[bool]) -> Resu
             .for_each(|(p, dst)| row(p, dst));
     }
     Ok(out)
+}
+
+/// The checks every mask-IoU implementation (this one, the CUDA kernel's launcher) makes
+/// before touching the data: layout contract, equal mask sizes, one crowd flag per gt.
+pub fn check_inputs(pred: &PackedMasks, gt: &PackedMasks, gt_crowd: &[bool]) -> Result<()> {
+    pred.validate()?;
+    gt.validate()?;
+    if pred.h != gt.h || pred.w != gt.w {
+        return Err(Error::Shape {
+            op: OP,
+            msg: format!(
+                "pred masks [{}, {}, {}] and gt masks [{}, {}, {}] differ in size",
+                pred.n, pred.h, pred.w, gt.n, gt.h, gt.w
+            ),
+        });
+    }
+    if gt_crowd.len() != gt.n {
+        return Err(Error::Shape {
+            op: OP,
+            msg: format!(
+                "gt_crowd has {} flags [{}] but gt masks are [{}, {}, {}]",
+                gt_crowd.len(),
+                gt_crowd.len(),
+                gt.n,
+                gt.h,
+                gt.w
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Stats given with a mask set must have one entry per mask.
+pub fn check_stats(m: &PackedMasks, st: &MaskStats, which: &str) -> Result<()> {
+    if st.area.len() != m.n || st.bbox.len() != m.n {
+        return Err(Error::Shape {
+            op: OP,
+            msg: format!(
+                "{which} stats have {} areas and {} boxes for {} masks",
+                st.area.len(),
+                st.bbox.len(),
+                m.n
+            ),
+        });
+    }
+    Ok(())
 }

@@ -18,7 +18,10 @@ pub struct CudaDevice {
 }
 
 fn dev_err(msg: impl Into<String>) -> Error {
-    Error::Device { op: "cuda", msg: msg.into() }
+    Error::Device {
+        op: "cuda",
+        msg: msg.into(),
+    }
 }
 
 /// Whether the CUDA driver library can be loaded at all (no GPU call is made).
@@ -34,21 +37,38 @@ impl CudaDevice {
         }
         let n = CudaContext::device_count().map_err(|e| dev_err(format!("device count: {e}")))?;
         if ordinal as i32 >= n {
-            return Err(dev_err(format!("cuda:{ordinal} requested, {n} device(s) present")));
+            return Err(dev_err(format!(
+                "cuda:{ordinal} requested, {n} device(s) present"
+            )));
         }
         let ctx = CudaContext::new(ordinal).map_err(|e| dev_err(format!("cuda:{ordinal}: {e}")))?;
-        let cc = ctx.compute_capability().map_err(|e| dev_err(e.to_string()))?;
+        let cc = ctx
+            .compute_capability()
+            .map_err(|e| dev_err(e.to_string()))?;
         let name = ctx.name().map_err(|e| dev_err(e.to_string()))?;
         let stream = ctx.default_stream();
-        Ok(CudaDevice { ordinal, name, cc, ctx, stream, modules: Mutex::new(HashMap::new()) })
+        Ok(CudaDevice {
+            ordinal,
+            name,
+            cc,
+            ctx,
+            stream,
+            modules: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The device `cuda:ordinal`, opened once per process.
     pub fn get(ordinal: usize) -> Result<&'static CudaDevice> {
-        static DEVS: OnceLock<Mutex<HashMap<usize, &'static std::result::Result<CudaDevice, String>>>> = OnceLock::new();
+        static DEVS: OnceLock<
+            Mutex<HashMap<usize, &'static std::result::Result<CudaDevice, String>>>,
+        > = OnceLock::new();
         let map = DEVS.get_or_init(|| Mutex::new(HashMap::new()));
         let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = *m.entry(ordinal).or_insert_with(|| Box::leak(Box::new(CudaDevice::open(ordinal).map_err(|e| e.to_string()))));
+        let entry = *m.entry(ordinal).or_insert_with(|| {
+            Box::leak(Box::new(
+                CudaDevice::open(ordinal).map_err(|e| e.to_string()),
+            ))
+        });
         entry.as_ref().map_err(|s| dev_err(s.clone()))
     }
 
@@ -59,15 +79,21 @@ impl CudaDevice {
             match mods.get(file) {
                 Some(m) => m.clone(),
                 None => {
-                    let src = kernels::source(file).ok_or_else(|| dev_err(format!("no kernel source kernels/{file}.cu")))?;
+                    let src = kernels::source(file)
+                        .ok_or_else(|| dev_err(format!("no kernel source kernels/{file}.cu")))?;
                     let ptx = nvrtc::global()?.compile_ptx(src, file, self.cc)?;
-                    let m = self.ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx)).map_err(|e| dev_err(format!("load {file}.cu: {e}")))?;
+                    let m = self
+                        .ctx
+                        .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
+                        .map_err(|e| dev_err(format!("load {file}.cu: {e}")))?;
                     mods.insert(file.to_string(), m.clone());
                     m
                 }
             }
         };
-        module.load_function(fn_name).map_err(|e| dev_err(format!("{file}.cu: function {fn_name}: {e}")))
+        module
+            .load_function(fn_name)
+            .map_err(|e| dev_err(format!("{file}.cu: function {fn_name}: {e}")))
     }
 }
 

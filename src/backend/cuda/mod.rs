@@ -4,6 +4,7 @@
 //! reference. Tensors on CUDA arrive in a later step of issue 3; today the named kernels
 //! run on host buffers they copy in and out.
 pub mod device;
+pub mod mask_iou;
 pub mod nvrtc;
 
-pub use device::{default_device, driver_present, CudaDevice};
+pub use device::{CudaDevice, default_device, driver_present};

@@ -12,7 +12,14 @@ type NvRes = c_int;
 pub struct Nvrtc {
     path: String,
     version: (i32, i32),
-    create: unsafe extern "C" fn(*mut Prog, *const c_char, *const c_char, c_int, *const *const c_char, *const *const c_char) -> NvRes,
+    create: unsafe extern "C" fn(
+        *mut Prog,
+        *const c_char,
+        *const c_char,
+        c_int,
+        *const *const c_char,
+        *const *const c_char,
+    ) -> NvRes,
     compile: unsafe extern "C" fn(Prog, c_int, *const *const c_char) -> NvRes,
     log_size: unsafe extern "C" fn(Prog, *mut usize) -> NvRes,
     log: unsafe extern "C" fn(Prog, *mut c_char) -> NvRes,
@@ -29,7 +36,13 @@ unsafe impl Send for Nvrtc {}
 unsafe impl Sync for Nvrtc {}
 
 /// Library names tried on the loader path when `EDGEDISTILL_NVRTC` is unset.
-const CANDIDATES: &[&str] = &["libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12", "nvrtc64_130_0.dll", "nvrtc64_120_0.dll"];
+const CANDIDATES: &[&str] = &[
+    "libnvrtc.so",
+    "libnvrtc.so.13",
+    "libnvrtc.so.12",
+    "nvrtc64_130_0.dll",
+    "nvrtc64_120_0.dll",
+];
 
 impl Nvrtc {
     /// Load from `EDGEDISTILL_NVRTC` (a file path) or, failing that, the loader path.
@@ -44,20 +57,31 @@ impl Nvrtc {
                 Err(e) => tried.push(format!("{name}: {e}")),
             }
         }
-        Err(Error::Device { op: "nvrtc", msg: format!("NVRTC not found (set EDGEDISTILL_NVRTC to libnvrtc's path); tried {}", tried.join("; ")) })
+        Err(Error::Device {
+            op: "nvrtc",
+            msg: format!(
+                "NVRTC not found (set EDGEDISTILL_NVRTC to libnvrtc's path); tried {}",
+                tried.join("; ")
+            ),
+        })
     }
 
     pub fn load_from(path: &str) -> Result<Nvrtc> {
-        let err = |m: String| Error::Device { op: "nvrtc", msg: format!("{path}: {m}") };
+        let err = |m: String| Error::Device {
+            op: "nvrtc",
+            msg: format!("{path}: {m}"),
+        };
         // SAFETY: loading NVRTC runs no initialisers with preconditions.
         let lib = unsafe { libloading::Library::new(path) }.map_err(|e| err(e.to_string()))?;
         macro_rules! sym {
             ($name:literal) => {
                 // SAFETY: the signature matches nvrtc.h for this symbol.
-                *unsafe { lib.get($name) }.map_err(|e| err(format!("{}: {e}", String::from_utf8_lossy($name))))?
+                *unsafe { lib.get($name) }
+                    .map_err(|e| err(format!("{}: {e}", String::from_utf8_lossy($name))))?
             };
         }
-        let version_fn: unsafe extern "C" fn(*mut c_int, *mut c_int) -> NvRes = sym!(b"nvrtcVersion");
+        let version_fn: unsafe extern "C" fn(*mut c_int, *mut c_int) -> NvRes =
+            sym!(b"nvrtcVersion");
         let (mut major, mut minor) = (0, 0);
         // SAFETY: two valid out-pointers.
         unsafe { version_fn(&mut major, &mut minor) };
@@ -86,23 +110,43 @@ impl Nvrtc {
     fn describe(&self, r: NvRes) -> String {
         // SAFETY: NVRTC returns a static string for every result code.
         let s = unsafe { (self.error_string)(r) };
-        if s.is_null() { format!("nvrtc error {r}") } else { unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned() }
+        if s.is_null() {
+            format!("nvrtc error {r}")
+        } else {
+            unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned()
+        }
     }
 
     /// Compile CUDA C `src` (file name `name`, for messages) to PTX for compute capability
     /// `cc` (e.g. (9, 0)). A compile error returns NVRTC's log, which names file and line.
     pub fn compile_ptx(&self, src: &str, name: &str, cc: (i32, i32)) -> Result<String> {
-        let err = |m: String| Error::Device { op: "nvrtc", msg: format!("{name}.cu for compute_{}{}: {m}", cc.0, cc.1) };
+        let err = |m: String| Error::Device {
+            op: "nvrtc",
+            msg: format!("{name}.cu for compute_{}{}: {m}", cc.0, cc.1),
+        };
         let c_src = CString::new(src).map_err(|_| err("source contains a NUL byte".into()))?;
         let c_name = CString::new(format!("{name}.cu")).map_err(|_| err("bad name".into()))?;
-        let opts: Vec<CString> = [format!("--gpu-architecture=compute_{}{}", cc.0, cc.1), "--std=c++17".into(), "-lineinfo".into()]
-            .into_iter()
-            .map(|o| CString::new(o).expect("options have no NUL"))
-            .collect();
+        let opts: Vec<CString> = [
+            format!("--gpu-architecture=compute_{}{}", cc.0, cc.1),
+            "--std=c++17".into(),
+            "-lineinfo".into(),
+        ]
+        .into_iter()
+        .map(|o| CString::new(o).expect("options have no NUL"))
+        .collect();
         let opt_ptrs: Vec<*const c_char> = opts.iter().map(|o| o.as_ptr()).collect();
         let mut prog: Prog = std::ptr::null_mut();
         // SAFETY: valid C strings; no headers.
-        let r = unsafe { (self.create)(&mut prog, c_src.as_ptr(), c_name.as_ptr(), 0, std::ptr::null(), std::ptr::null()) };
+        let r = unsafe {
+            (self.create)(
+                &mut prog,
+                c_src.as_ptr(),
+                c_name.as_ptr(),
+                0,
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
         if r != 0 {
             return Err(err(format!("create program: {}", self.describe(r))));
         }
@@ -113,7 +157,9 @@ impl Nvrtc {
             (self.log_size)(prog, &mut n);
             let mut log = vec![0u8; n.max(1)];
             (self.log)(prog, log.as_mut_ptr() as *mut c_char);
-            let log = String::from_utf8_lossy(&log[..n.saturating_sub(1)]).trim().to_string();
+            let log = String::from_utf8_lossy(&log[..n.saturating_sub(1)])
+                .trim()
+                .to_string();
             if r != 0 {
                 Err(err(format!("{}\n{log}", self.describe(r))))
             } else {
@@ -140,5 +186,8 @@ pub fn global() -> Result<&'static Nvrtc> {
     static N: OnceLock<std::result::Result<Nvrtc, String>> = OnceLock::new();
     N.get_or_init(|| Nvrtc::load().map_err(|e| e.to_string()))
         .as_ref()
-        .map_err(|m| Error::Device { op: "nvrtc", msg: m.clone() })
+        .map_err(|m| Error::Device {
+            op: "nvrtc",
+            msg: m.clone(),
+        })
 }

@@ -1,0 +1,100 @@
+//! Launcher for kernels/mask_iou.cu: the CUDA twin of `backend::cpu::mask_iou::mask_iou`,
+//! same inputs, same checks, bit-identical results (both divide the same integer counts in
+//! f64). Host buffers are copied in and the matrix copied out.
+use super::CudaDevice;
+use crate::backend::cpu::mask_iou::{MaskStats, PackedMasks, check_inputs, check_stats};
+use crate::{Error, Result};
+use cudarc::driver::{LaunchConfig, PushKernelArg};
+
+const THREADS: u32 = 128;
+
+fn dev_err(e: impl std::fmt::Display) -> Error {
+    Error::Device {
+        op: "mask_iou",
+        msg: e.to_string(),
+    }
+}
+
+/// IoU of every prediction against every reference on `dev`, row-major `[pred.n, gt.n]`.
+pub fn mask_iou(
+    dev: &CudaDevice,
+    pred: &PackedMasks,
+    gt: &PackedMasks,
+    gt_crowd: &[bool],
+) -> Result<Vec<f64>> {
+    check_inputs(pred, gt, gt_crowd)?;
+    mask_iou_with_stats(dev, pred, &pred.stats(), gt, &gt.stats(), gt_crowd)
+}
+
+/// `mask_iou` with stats computed once by the caller (see the CPU twin).
+pub fn mask_iou_with_stats(
+    dev: &CudaDevice,
+    pred: &PackedMasks,
+    ps: &MaskStats,
+    gt: &PackedMasks,
+    gs: &MaskStats,
+    gt_crowd: &[bool],
+) -> Result<Vec<f64>> {
+    check_inputs(pred, gt, gt_crowd)?;
+    check_stats(pred, ps, "pred")?;
+    check_stats(gt, gs, "gt")?;
+    let (np, ng) = (pred.n, gt.n);
+    if np == 0 || ng == 0 {
+        return Ok(vec![0.0; np * ng]);
+    }
+    if ng >= 1 << 31
+        || (pred.h as u64) * (pred.words_per_row as u64) >= 1 << 32
+        || pred.h > i32::MAX as usize
+    {
+        return Err(Error::Shape {
+            op: "mask_iou",
+            msg: format!(
+                "{ng} gt masks of {}×{} exceed the kernel's limits",
+                pred.h, pred.w
+            ),
+        });
+    }
+    let s = &dev.stream;
+    let up_u64 = |v: &[u64]| s.clone_htod(v).map_err(dev_err);
+    let up_u32 = |v: &[u32]| s.clone_htod(v).map_err(dev_err);
+    let (d_pred, d_gt) = (up_u64(&pred.data)?, up_u64(&gt.data)?);
+    let (d_pbox, d_gbox) = (
+        up_u32(bytemuck::cast_slice(&ps.bbox))?,
+        up_u32(bytemuck::cast_slice(&gs.bbox))?,
+    );
+    let (d_parea, d_garea) = (up_u64(&ps.area)?, up_u64(&gs.area)?);
+    let crowd: Vec<u8> = gt_crowd.iter().map(|&c| c as u8).collect();
+    let d_crowd = s.clone_htod(&crowd).map_err(dev_err)?;
+    let mut d_out = s.alloc_zeros::<f64>(np * ng).map_err(dev_err)?;
+    let f = dev.function("mask_iou", "mask_iou_f64")?;
+    let cfg = LaunchConfig {
+        grid_dim: (ng as u32, np.min(65535) as u32, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let (n_pred, n_gt, h, wpr) = (
+        np as i32,
+        ng as i32,
+        pred.h as i32,
+        pred.words_per_row as i32,
+    );
+    let mut launch = s.launch_builder(&f);
+    launch
+        .arg(&d_pred)
+        .arg(&d_gt)
+        .arg(&d_pbox)
+        .arg(&d_gbox)
+        .arg(&d_parea)
+        .arg(&d_garea)
+        .arg(&d_crowd);
+    launch
+        .arg(&n_pred)
+        .arg(&n_gt)
+        .arg(&h)
+        .arg(&wpr)
+        .arg(&mut d_out);
+    // SAFETY: argument order and types match mask_iou_f64's signature; every buffer holds
+    // what the kernel reads (checked above: sizes from the same PackedMasks/stats).
+    unsafe { launch.launch(cfg) }.map_err(dev_err)?;
+    s.clone_dtoh(&d_out).map_err(dev_err)
+}
