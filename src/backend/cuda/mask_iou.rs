@@ -4,7 +4,7 @@
 use super::CudaDevice;
 use crate::backend::cpu::mask_iou::{MaskStats, PackedMasks, check_inputs, check_stats};
 use crate::{Error, Result};
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
 const THREADS: u32 = 128;
 
@@ -36,8 +36,66 @@ pub fn mask_iou_with_stats(
     gt_crowd: &[bool],
 ) -> Result<Vec<f64>> {
     check_inputs(pred, gt, gt_crowd)?;
-    check_stats(pred, ps, "pred")?;
-    check_stats(gt, gs, "gt")?;
+    let (dp, dg) = (
+        DeviceMasks::upload(dev, pred, ps)?,
+        DeviceMasks::upload(dev, gt, gs)?,
+    );
+    mask_iou_device(dev, &dp, &dg, gt_crowd)
+}
+
+/// A mask set and its stats resident on the GPU, for comparing the same masks many times
+/// (COCOeval) without copying them again.
+pub struct DeviceMasks {
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+    pub words_per_row: usize,
+    data: CudaSlice<u64>,
+    bbox: CudaSlice<u32>,
+    area: CudaSlice<u64>,
+}
+
+impl DeviceMasks {
+    pub fn upload(dev: &CudaDevice, m: &PackedMasks, st: &MaskStats) -> Result<Self> {
+        m.validate()?;
+        check_stats(m, st, "mask")?;
+        let s = &dev.stream;
+        Ok(DeviceMasks {
+            n: m.n,
+            h: m.h,
+            w: m.w,
+            words_per_row: m.words_per_row,
+            data: s.clone_htod(&m.data).map_err(dev_err)?,
+            bbox: s
+                .clone_htod(bytemuck::cast_slice::<[u32; 4], u32>(&st.bbox))
+                .map_err(dev_err)?,
+            area: s.clone_htod(&st.area).map_err(dev_err)?,
+        })
+    }
+}
+
+/// IoU of device-resident sets; only the crowd flags go up and the matrix comes back.
+pub fn mask_iou_device(
+    dev: &CudaDevice,
+    pred: &DeviceMasks,
+    gt: &DeviceMasks,
+    gt_crowd: &[bool],
+) -> Result<Vec<f64>> {
+    if pred.h != gt.h || pred.w != gt.w || gt_crowd.len() != gt.n {
+        return Err(Error::Shape {
+            op: "mask_iou",
+            msg: format!(
+                "pred masks [{}, {}, {}], gt masks [{}, {}, {}], {} crowd flags",
+                pred.n,
+                pred.h,
+                pred.w,
+                gt.n,
+                gt.h,
+                gt.w,
+                gt_crowd.len()
+            ),
+        });
+    }
     let (np, ng) = (pred.n, gt.n);
     if np == 0 || ng == 0 {
         return Ok(vec![0.0; np * ng]);
@@ -55,14 +113,6 @@ pub fn mask_iou_with_stats(
         });
     }
     let s = &dev.stream;
-    let up_u64 = |v: &[u64]| s.clone_htod(v).map_err(dev_err);
-    let up_u32 = |v: &[u32]| s.clone_htod(v).map_err(dev_err);
-    let (d_pred, d_gt) = (up_u64(&pred.data)?, up_u64(&gt.data)?);
-    let (d_pbox, d_gbox) = (
-        up_u32(bytemuck::cast_slice(&ps.bbox))?,
-        up_u32(bytemuck::cast_slice(&gs.bbox))?,
-    );
-    let (d_parea, d_garea) = (up_u64(&ps.area)?, up_u64(&gs.area)?);
     let crowd: Vec<u8> = gt_crowd.iter().map(|&c| c as u8).collect();
     let d_crowd = s.clone_htod(&crowd).map_err(dev_err)?;
     let mut d_out = s.alloc_zeros::<f64>(np * ng).map_err(dev_err)?;
@@ -80,12 +130,12 @@ pub fn mask_iou_with_stats(
     );
     let mut launch = s.launch_builder(&f);
     launch
-        .arg(&d_pred)
-        .arg(&d_gt)
-        .arg(&d_pbox)
-        .arg(&d_gbox)
-        .arg(&d_parea)
-        .arg(&d_garea)
+        .arg(&pred.data)
+        .arg(&gt.data)
+        .arg(&pred.bbox)
+        .arg(&gt.bbox)
+        .arg(&pred.area)
+        .arg(&gt.area)
         .arg(&d_crowd);
     launch
         .arg(&n_pred)
@@ -93,8 +143,8 @@ pub fn mask_iou_with_stats(
         .arg(&h)
         .arg(&wpr)
         .arg(&mut d_out);
-    // SAFETY: argument order and types match mask_iou_f64's signature; every buffer holds
-    // what the kernel reads (checked above: sizes from the same PackedMasks/stats).
+    // SAFETY: argument order and types match mask_iou_f64's signature; the buffers were
+    // uploaded from validated masks and stats of matching sizes (DeviceMasks::upload).
     unsafe { launch.launch(cfg) }.map_err(dev_err)?;
     s.clone_dtoh(&d_out).map_err(dev_err)
 }
