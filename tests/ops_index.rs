@@ -1,40 +1,12 @@
 //! cat / stack / split / chunk, gather / index_select / scatter_add / index_add / one_hot,
 //! topk / sort / cumsum against naive loops written here, plus gradchecks and errors.
+mod common;
+use common::*;
 use edgedistill::autograd::gradcheck::{GradcheckOpts, gradcheck};
-use edgedistill::tensor::Rng;
 use edgedistill::{DType, Tensor};
 
-fn randn(dims: &[usize], seed: u64) -> Tensor {
-    Tensor::randn(dims.to_vec(), 0.0, 1.0, &mut Rng::new(seed))
-}
-fn randn64(dims: &[usize], seed: u64) -> Tensor {
-    randn(dims, seed).to_dtype(DType::F64).unwrap()
-}
-fn vals(t: &Tensor) -> Vec<f64> {
-    t.to_vec_f64().unwrap()
-}
 fn idx(v: &[i64], dims: &[usize]) -> Tensor {
     Tensor::from_slice(v, dims.to_vec()).unwrap()
-}
-fn assert_close(got: &[f64], want: &[f64], tol: f64) {
-    assert_eq!(got.len(), want.len(), "length");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= tol * (1.0 + w.abs()),
-            "element {i}: got {g}, want {w}"
-        );
-    }
-}
-fn unravel(mut flat: usize, dims: &[usize]) -> Vec<usize> {
-    let mut mi = vec![0; dims.len()];
-    for d in (0..dims.len()).rev() {
-        mi[d] = flat % dims[d];
-        flat /= dims[d];
-    }
-    mi
-}
-fn ravel(mi: &[usize], dims: &[usize]) -> usize {
-    mi.iter().zip(dims).fold(0, |f, (&i, &d)| f * d + i)
 }
 fn err(r: edgedistill::Result<impl std::fmt::Debug>) -> String {
     r.unwrap_err().to_string()
@@ -314,7 +286,7 @@ fn scatter_add_and_index_add_match_naive() {
         let mi = unravel(f, &id);
         want[mi[0] * 4 + ix[f] as usize] += sv[ravel(&mi, &[3, 3])];
     }
-    assert_close(&vals(&got), &want, 1e-6);
+    assert_close_rel(&vals(&got), &want, 1e-6);
     // Along dim 0, on a transposed base, in f64.
     let b2 = randn64(&[4, 3], 3).t().unwrap(); // [3, 4]
     let s2 = randn64(&[2, 4], 4);
@@ -325,7 +297,7 @@ fn scatter_add_and_index_add_match_naive() {
     for f in 0..8 {
         want[ix2[f] as usize * 4 + f % 4] += sv[f];
     }
-    assert_close(&vals(&got), &want, 1e-12);
+    assert_close_rel(&vals(&got), &want, 1e-12);
     // index_add: slice k of src lands on slice ix[k].
     let src3 = randn(&[3, 3], 5);
     let ixa = [3i64, 0, 3];
@@ -337,7 +309,7 @@ fn scatter_add_and_index_add_match_naive() {
             want[r * 4 + ixa[k] as usize] += s3[r * 3 + k];
         }
     }
-    assert_close(&vals(&got), &want, 1e-6);
+    assert_close_rel(&vals(&got), &want, 1e-6);
     let h = base.to_dtype(DType::F16).unwrap();
     let got = h
         .scatter_add(1, &idx(&ix, &id), &src.to_dtype(DType::F16).unwrap())
@@ -567,10 +539,10 @@ fn cumsum_matches_naive() {
     let x = randn(&[3, 4, 5], 1);
     for (dim, d) in [(0isize, 0usize), (1, 1), (-1, 2)] {
         let got = x.cumsum(dim).unwrap();
-        assert_close(&vals(&got), &naive_cumsum(&vals(&x), x.dims(), d), 1e-5);
+        assert_close_rel(&vals(&got), &naive_cumsum(&vals(&x), x.dims(), d), 1e-5);
     }
     let xt = x.permute(&[2, 1, 0]).unwrap();
-    assert_close(
+    assert_close_rel(
         &vals(&xt.cumsum(1).unwrap()),
         &naive_cumsum(&vals(&xt), xt.dims(), 1),
         1e-5,

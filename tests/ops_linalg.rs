@@ -1,35 +1,10 @@
 //! matmul, linear, softmax and log_softmax against naive f64 loops written here, plus
 //! gradchecks and error messages.
+mod common;
+use common::*;
 use edgedistill::autograd::gradcheck::{GradcheckOpts, gradcheck};
-use edgedistill::tensor::Rng;
 use edgedistill::{DType, Tensor};
 
-fn randn(dims: &[usize], seed: u64) -> Tensor {
-    Tensor::randn(dims.to_vec(), 0.0, 1.0, &mut Rng::new(seed))
-}
-fn randn64(dims: &[usize], seed: u64) -> Tensor {
-    randn(dims, seed).to_dtype(DType::F64).unwrap()
-}
-fn vals(t: &Tensor) -> Vec<f64> {
-    t.to_vec_f64().unwrap()
-}
-fn assert_close(got: &[f64], want: &[f64], tol: f64) {
-    assert_eq!(got.len(), want.len(), "length");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= tol * (1.0 + w.abs()),
-            "element {i}: got {g}, want {w}"
-        );
-    }
-}
-fn unravel(mut flat: usize, dims: &[usize]) -> Vec<usize> {
-    let mut mi = vec![0; dims.len()];
-    for d in (0..dims.len()).rev() {
-        mi[d] = flat % dims[d];
-        flat /= dims[d];
-    }
-    mi
-}
 /// Row-major flat offset of the batch coordinates `mi` (aligned to the right) in `dims`,
 /// reading broadcast (size-1) dims at 0.
 fn batch_flat(mi: &[usize], dims: &[usize]) -> usize {
@@ -105,7 +80,7 @@ fn check_matmul(a: &Tensor, b: &Tensor, tol: f64) {
         b.dims()
     );
     assert_eq!(got.dtype(), a.dtype());
-    assert_close(&vals(&got), &want, tol);
+    assert_close_rel(&vals(&got), &want, tol);
 }
 
 const SHAPES: &[(&[usize], &[usize])] = &[
@@ -179,7 +154,7 @@ fn matmul_half_precision_computes_in_f32() {
             &vals(&b.to_dtype(dt).unwrap()),
             b.dims(),
         );
-        assert_close(&vals(&got), &want, 2e-2);
+        assert_close_rel(&vals(&got), &want, 2e-2);
     }
 }
 
@@ -211,8 +186,8 @@ fn matmul_backward_through_sum_reduces_broadcast_batch() {
         .map(|f| (0..4).map(|bi| av[bi * 3 + f / 4]).sum())
         .collect();
     assert_eq!(b.grad().unwrap().dims(), &[3, 4]);
-    assert_close(&vals(&a.grad().unwrap()), &want_a, 1e-12);
-    assert_close(&vals(&b.grad().unwrap()), &want_b, 1e-12);
+    assert_close_rel(&vals(&a.grad().unwrap()), &want_a, 1e-12);
+    assert_close_rel(&vals(&b.grad().unwrap()), &want_b, 1e-12);
 }
 
 #[test]
@@ -286,14 +261,14 @@ fn linear_matches_naive() {
             let mut dims = x.dims()[..x.rank() - 1].to_vec();
             dims.push(5);
             assert_eq!(got.dims(), dims.as_slice());
-            assert_close(&vals(&got), &naive_linear(x, &w, bias), 1e-5);
+            assert_close_rel(&vals(&got), &naive_linear(x, &w, bias), 1e-5);
         }
     }
     // A weight that is itself a transpose view, and f64.
     let wt = randn64(&[4, 5], 9).t().unwrap();
     let x = randn64(&[3, 4], 10);
     let got = x.linear(&wt, None).unwrap();
-    assert_close(&vals(&got), &naive_linear(&x, &wt, None), 1e-12);
+    assert_close_rel(&vals(&got), &naive_linear(&x, &wt, None), 1e-12);
 }
 
 #[test]
@@ -390,7 +365,7 @@ fn softmax_and_log_softmax_match_naive() {
             }
             .unwrap();
             assert_eq!(got.dims(), x.dims());
-            assert_close(
+            assert_close_rel(
                 &vals(&got),
                 &naive_softmax(&vals(&x), x.dims(), d, log),
                 1e-5,
@@ -399,7 +374,7 @@ fn softmax_and_log_softmax_match_naive() {
         // Non-contiguous input: a permuted view.
         let p = x.permute(&[2, 0, 1]).unwrap();
         let got = if log { p.log_softmax(1) } else { p.softmax(1) }.unwrap();
-        assert_close(
+        assert_close_rel(
             &vals(&got),
             &naive_softmax(&vals(&p), p.dims(), 1, log),
             1e-5,
@@ -413,7 +388,7 @@ fn softmax_and_log_softmax_match_naive() {
         }
         .unwrap();
         assert_eq!(got.dtype(), DType::BF16);
-        assert_close(
+        assert_close_rel(
             &vals(&got),
             &naive_softmax(&vals(&h), h.dims(), 2, log),
             2e-2,
@@ -421,7 +396,7 @@ fn softmax_and_log_softmax_match_naive() {
     }
     // Rows of softmax sum to one.
     let s = x.softmax(1).unwrap().sum(&[1], false).unwrap();
-    assert_close(&vals(&s), &[1.0; 15], 1e-6);
+    assert_close_rel(&vals(&s), &[1.0; 15], 1e-6);
 }
 
 #[test]
@@ -430,14 +405,14 @@ fn softmax_is_stable_for_huge_logits() {
     let want = naive_softmax(&vals(&x), &[2, 3], 1, false);
     let got = vals(&x.softmax(-1).unwrap());
     assert!(got.iter().all(|v| v.is_finite()), "{got:?}");
-    assert_close(&got, &want, 1e-6);
+    assert_close_rel(&got, &want, 1e-6);
     let got = vals(&x.log_softmax(-1).unwrap());
     assert!(got.iter().all(|v| v.is_finite()), "{got:?}");
-    assert_close(&got, &naive_softmax(&vals(&x), &[2, 3], 1, true), 1e-6);
+    assert_close_rel(&got, &naive_softmax(&vals(&x), &[2, 3], 1, true), 1e-6);
     // The larger row runs the parallel path.
     let big = randn(&[300, 200], 3).mul_scalar(50.0).unwrap();
     let got = big.log_softmax(0).unwrap();
-    assert_close(
+    assert_close_rel(
         &vals(&got),
         &naive_softmax(&vals(&big), big.dims(), 0, true),
         1e-4,

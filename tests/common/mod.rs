@@ -37,3 +37,24 @@ pub fn unravel(mut i: usize, dims: &[usize]) -> Vec<usize> {
 pub fn ravel(idx: &[usize], dims: &[usize]) -> usize {
     idx.iter().zip(dims).fold(0, |acc, (&i, &d)| acc * d + i)
 }
+
+pub fn randn64(shape: &[usize], seed: u64) -> Tensor {
+    randn(shape, seed)
+        .to_dtype(edgedistill::DType::F64)
+        .unwrap()
+}
+
+pub fn vals(t: &Tensor) -> Vec<f64> {
+    t.to_vec_f64().unwrap()
+}
+
+/// Assert |got − want| ≤ tol·(1 + |want|) element-wise.
+pub fn assert_close_rel(got: &[f64], want: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len(), "length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= tol * (1.0 + w.abs()),
+            "element {i}: got {g}, want {w}"
+        );
+    }
+}
