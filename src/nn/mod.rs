@@ -8,6 +8,7 @@ pub mod init;
 mod layer_norm;
 mod linear;
 mod load;
+mod lora;
 mod module;
 mod sequential;
 
@@ -18,6 +19,7 @@ pub use embedding::Embedding;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use load::{LoadReport, load_state_dict};
+pub use lora::LoraLinear;
 pub use module::{Module, freeze, join, parameter, state_dict_of, unfreeze};
 pub use sequential::{Activation, Flatten, Layer, Sequential};
 

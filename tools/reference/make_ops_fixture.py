@@ -92,6 +92,10 @@ def main():
          {"x": r(5, 3), "index": torch.tensor([4, 0, 0, 2])}, {"dim": 0})
     case("cumsum", "cumsum", lambda x: torch.cumsum(x, 1), {"x": r(3, 6)}, {"dim": 1})
     case("cat", "cat", lambda x, y: torch.cat([x, y], 1), {"x": r(2, 3, 2), "y": r(2, 1, 2)}, {"dim": 1})
+    # LoRA linear as PEFT computes it (dropout 0): base(x) + scale * lora_B(lora_A(x))
+    case("lora_linear", "lora_linear",
+         lambda x, w, b, a, bm: F.linear(x, w, b) + 0.5 * F.linear(F.linear(x, a), bm),
+         {"x": r(2, 3, 8), "w": r(6, 8), "b": r(6), "a": r(4, 8), "bm": r(6, 4)}, {"scale": 0.5})
 
     meta = {
         "kind": "ops",

@@ -47,6 +47,7 @@ pub mod concat;
 pub mod conv;
 pub mod grid_sample;
 pub mod index;
+pub mod lora;
 pub mod matmul;
 pub mod norm;
 pub mod pool;

@@ -1,0 +1,103 @@
+//! LoRA linear: y = x·Wᵀ + b + s·(x·Aᵀ)·Bᵀ (PEFT's Linear with one adapter, dropout 0).
+//! The CPU reference for kernels' lora_matmul. The adapted weight W + s·B·A is never formed:
+//! forward goes through the rank-r bottleneck t = x·Aᵀ, and backward gives
+//!   dx = g·W + s·(g·B)·A,  dA = s·(g·B)ᵀ·x,  dB = s·gᵀ·t,  db = Σ g,  dW = gᵀ·x (if trained)
+//! with each term computed only for the inputs that want it (W is normally frozen).
+use crate::autograd::record;
+use crate::{Error, Result, Tensor};
+
+impl Tensor {
+    /// `self` [..., in]; `w` [out, in]; `b` [out]; `a` [r, in]; `bm` [out, r]; `scale` = s
+    /// (PEFT: lora_alpha / r).
+    pub fn lora_linear(
+        &self,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        a: &Tensor,
+        bm: &Tensor,
+        scale: f64,
+    ) -> Result<Tensor> {
+        let op = "lora_linear";
+        let bad = |m: String| Error::Shape { op, msg: m };
+        if w.rank() != 2 || a.rank() != 2 || bm.rank() != 2 || self.rank() == 0 {
+            return Err(bad(format!(
+                "x {}, W {}, A {}, B {}: need x [..., in], W [out, in], A [r, in], B [out, r]",
+                self.shape(),
+                w.shape(),
+                a.shape(),
+                bm.shape()
+            )));
+        }
+        let (out_f, in_f, r) = (w.dims()[0], w.dims()[1], a.dims()[0]);
+        if *self.dims().last().unwrap_or(&0) != in_f
+            || a.dims()[1] != in_f
+            || bm.dims() != [out_f, r]
+            || b.is_some_and(|b| b.dims() != [out_f])
+        {
+            return Err(bad(format!(
+                "x {}, W {}, A {}, B {}, bias {}: need x [..., {in_f}], A [r, {in_f}], B [{out_f}, r], bias [{out_f}]",
+                self.shape(),
+                w.shape(),
+                a.shape(),
+                bm.shape(),
+                b.map_or("none".to_string(), |b| b.shape().to_string())
+            )));
+        }
+        let (out, t) = {
+            let _g = crate::no_grad();
+            let t = self.linear(a, None)?; // [..., r]
+            let y = self
+                .linear(w, b)?
+                .add(&t.linear(bm, None)?.mul_scalar(scale)?)?;
+            (y, t)
+        };
+        let (x, w_, a_, bm_, b_) = (self.clone(), w.clone(), a.clone(), bm.clone(), b.cloned());
+        let mut inputs = vec![self, w, a, bm];
+        inputs.extend(b);
+        Ok(record(out, op, &inputs, move |_, g| {
+            // Flatten leading dims: x2 [N, in], g2 [N, out], t2 [N, r].
+            let x2 = x.reshape([x.elem_count() / in_f, in_f])?;
+            let g2 = g.reshape([g.elem_count() / out_f, out_f])?;
+            let t2 = t.reshape([t.elem_count() / r, r])?;
+            let need_gb = x.tracks_grad() || a_.tracks_grad();
+            let gb = if need_gb {
+                Some(g2.matmul(&bm_)?)
+            } else {
+                None
+            }; // [N, r] = g·B
+            let dx = if x.tracks_grad() {
+                let gb = gb.as_ref().expect("computed when x needs grad");
+                Some(
+                    g2.matmul(&w_)?
+                        .add(&gb.matmul(&a_)?.mul_scalar(scale)?)?
+                        .reshape(x.shape().clone())?,
+                )
+            } else {
+                None
+            };
+            let dw = if w_.tracks_grad() {
+                Some(g2.t()?.matmul(&x2)?)
+            } else {
+                None
+            };
+            let da = match (&gb, a_.tracks_grad()) {
+                (Some(gb), true) => Some(gb.t()?.matmul(&x2)?.mul_scalar(scale)?),
+                _ => None,
+            };
+            let dbm = if bm_.tracks_grad() {
+                Some(g2.t()?.matmul(&t2)?.mul_scalar(scale)?)
+            } else {
+                None
+            };
+            let mut grads = vec![dx, dw, da, dbm];
+            if let Some(bias) = &b_ {
+                grads.push(if bias.tracks_grad() {
+                    Some(g2.sum(&[0], false)?)
+                } else {
+                    None
+                });
+            }
+            Ok(grads)
+        }))
+    }
+}
