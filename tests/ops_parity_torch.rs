@@ -1,5 +1,5 @@
 //! Op parity with PyTorch: tests/fixtures/ops-torch.safetensors (made by
-//! tools/reference/make_ops_fixture.py with torch 2.15, float64) holds 34 cases of inputs,
+//! tools/reference/make_ops_fixture.py with torch 2.15, float64) holds 35 cases of inputs,
 //! torch outputs and torch gradients; every one must match ours to the fixture's tolerance.
 use edgedistill::check::{Fixture, check_files};
 

@@ -179,6 +179,10 @@ pub fn forward(op: &str, a: &[Tensor], p: &Value) -> Result<Tensor> {
             x.index_select(int(p, "dim")? as isize, &a[1])?
         }
         "cumsum" => x.cumsum(int(p, "dim")? as isize)?,
+        "attention" => {
+            need(5)?;
+            x.scaled_dot_product_attention(&a[1], &a[2], Some(&a[3]), Some(&a[4]), None)?
+        }
         "lora_linear" => {
             need(5)?;
             x.lora_linear(&a[1], Some(&a[2]), &a[3], &a[4], num(p, "scale")?)?

@@ -92,6 +92,12 @@ def main():
          {"x": r(5, 3), "index": torch.tensor([4, 0, 0, 2])}, {"dim": 0})
     case("cumsum", "cumsum", lambda x: torch.cumsum(x, 1), {"x": r(3, 6)}, {"dim": 1})
     case("cat", "cat", lambda x, y: torch.cat([x, y], 1), {"x": r(2, 3, 2), "y": r(2, 1, 2)}, {"dim": 1})
+    # attention with an additive bias (broadcast over batch) and a key padding mask
+    pad = torch.tensor([[0, 0, 0, 0, 1], [0, 0, 1, 1, 0]], dtype=torch.uint8)
+    case("attention", "attention",
+         lambda q, k, v, bias, pad: F.scaled_dot_product_attention(
+             q, k, v, attn_mask=bias + torch.where(pad.bool(), float("-inf"), 0.0).to(q.dtype)[:, None, None, :]),
+         {"q": r(2, 3, 4, 8), "k": r(2, 3, 5, 8), "v": r(2, 3, 5, 6), "bias": r(1, 3, 4, 5), "pad": pad})
     # LoRA linear as PEFT computes it (dropout 0): base(x) + scale * lora_B(lora_A(x))
     case("lora_linear", "lora_linear",
          lambda x, w, b, a, bm: F.linear(x, w, b) + 0.5 * F.linear(F.linear(x, a), bm),

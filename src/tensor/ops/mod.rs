@@ -42,6 +42,7 @@ macro_rules! dispatch_any {
     };
 }
 
+pub mod attention;
 pub mod binary;
 pub mod concat;
 pub mod conv;
