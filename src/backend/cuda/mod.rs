@@ -3,6 +3,7 @@
 //! and cached per process. Each kernel has a CPU twin in `backend::cpu` that is its
 //! reference. Tensors on CUDA arrive in a later step of issue 3; today the named kernels
 //! run on host buffers they copy in and out.
+pub mod attention;
 pub mod device;
 pub mod mask_iou;
 pub mod nvrtc;
