@@ -12,7 +12,7 @@
 // = ignore that key. A query with every key masked gets NaN (as torch).
 //
 // Launch: grid (ceil(Lq / ROWS), B*H), block ROWS*32 threads (one warp per query row),
-// dynamic shared memory (TILE*D + TILE*Dv + ROWS*D) floats. Each block stages TILE keys and
+// dynamic shared memory (TILE*(D+1) + TILE*Dv + ROWS*D) floats. Each block stages TILE keys and
 // values in shared memory, shared by its ROWS query rows. Within a warp, lane j scores key j
 // of the tile (a full dot product, no shuffles), the warp updates the running max and sum,
 // then each lane accumulates its output columns d = lane, lane+32, ... (p_j broadcast by
@@ -41,8 +41,11 @@ extern "C" __global__ void attention_fwd_f32(const float* q, const float* k, con
                                              int D, int Dv, float scale, float* out)
 {
     extern __shared__ float smem[];
-    float* ks = smem;               // TILE × D
-    float* vs = ks + TILE * D;      // TILE × Dv
+    // K rows padded to D + 1 floats: lane j reads row j at column d, and an unpadded stride
+    // of D (a multiple of 32) would put all 32 lanes in one shared-memory bank.
+    const int KS = D + 1;
+    float* ks = smem;               // TILE × (D + 1)
+    float* vs = ks + TILE * KS;     // TILE × Dv
     float* qs = vs + TILE * Dv;     // ROWS × D
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -63,8 +66,8 @@ extern "C" __global__ void attention_fwd_f32(const float* q, const float* k, con
         const int n = min(TILE, Lk - j0);
         __syncthreads();  // previous tile fully used (and qs written, first time)
         for (int t = threadIdx.x; t < TILE * D; t += blockDim.x) {
-            const int r = t / D;
-            ks[t] = r < n ? kb[(long long)(j0 + r) * D + (t - r * D)] : 0.0f;
+            const int r = t / D, c = t - r * D;
+            ks[r * KS + c] = r < n ? kb[(long long)(j0 + r) * D + c] : 0.0f;
         }
         for (int t = threadIdx.x; t < TILE * Dv; t += blockDim.x) {
             const int r = t / Dv;
@@ -78,7 +81,7 @@ extern "C" __global__ void attention_fwd_f32(const float* q, const float* k, con
         const int j = j0 + lane;
         if (lane < n && !(key_pad && key_pad[(long long)b * Lk + j])) {
             float dot = 0.0f;
-            for (int d = 0; d < D; d++) dot += qs[warp * D + d] * ks[lane * D + d];
+            for (int d = 0; d < D; d++) dot += qs[warp * D + d] * ks[lane * KS + d];
             s = dot;
             if (bias) s += bias[b * bs_b + h * bs_h + (long long)i * bs_q + (long long)j * bs_k];
         }

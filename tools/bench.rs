@@ -5,6 +5,7 @@
 //!   ed-bench conv   [--threads 2] [--iters 20] [--python PATH]
 //!   ed-bench conv-train (forward + backward of the same conv)
 //!   ed-bench mask-iou   (100×100 masks of 640², CPU and, with a GPU, CUDA; vs pycocotools and torch)
+//!   ed-bench attention  (GPU: B=1, H=12, L=4096, D=64 forward, f32; vs torch SDPA)
 //!
 //! The reference side runs tools/reference/bench_ref.py with PATH (default: $EDGEDISTILL_PYTHON,
 //! else python3); pass `--python none` to time ours only.
@@ -23,7 +24,7 @@ struct Args {
 fn parse() -> std::result::Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let case = it.next().ok_or(
-        "usage: ed-bench matmul|conv|conv-train|mask-iou [--threads N] [--iters N] [--python PATH|none]",
+        "usage: ed-bench matmul|conv|conv-train|mask-iou|attention [--threads N] [--iters N] [--python PATH|none]",
     )?;
     let mut a = Args {
         case,
@@ -203,9 +204,10 @@ fn run(a: &Args) -> Result<()> {
             );
         }
         "mask-iou" => mask_iou_case(a, &mut rng)?,
+        "attention" => attention_case(a, &mut rng)?,
         other => {
             return Err(edgedistill::Error::msg(format!(
-                "unknown case {other:?}: expected matmul, conv, conv-train or mask-iou"
+                "unknown case {other:?}: expected matmul, conv, conv-train, mask-iou or attention"
             )));
         }
     }
@@ -377,5 +379,44 @@ fn mask_iou_case(a: &Args, rng: &mut Rng) -> Result<()> {
             &["torch_cuda_mask_iou_matmul"],
         );
     }
+    Ok(())
+}
+
+/// Attention forward at the shape with q, k, v resident on the GPU.
+fn attention_case(a: &Args, rng: &mut Rng) -> Result<()> {
+    use edgedistill::backend::cuda::attention::{AttnDims, attention_fwd_device};
+    let dev = edgedistill::backend::cuda::CudaDevice::get(0)
+        .map_err(|e| e.context("ed-bench attention needs a GPU"))?;
+    let dims = AttnDims {
+        b: 1,
+        h: 12,
+        lq: 4096,
+        lk: 4096,
+        d: 64,
+        dv: 64,
+    };
+    let n = dims.b * dims.h * dims.lq * dims.d;
+    let up = |rng: &mut Rng| -> Result<cudarc::driver::CudaSlice<f32>> {
+        let v: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+        dev.stream
+            .clone_htod(&v)
+            .map_err(|e| edgedistill::Error::msg(e.to_string()))
+    };
+    let (q, k, v) = (up(rng)?, up(rng)?, up(rng)?);
+    let scale = 1.0 / 8.0;
+    let ours = time("ours attention fwd f32", a.iters, || {
+        attention_fwd_device(dev, &dims, &q, &k, &v, None, None, scale)?;
+        dev.stream
+            .synchronize()
+            .map_err(|e| edgedistill::Error::msg(e.to_string()))
+    })?;
+    let refs = reference(a);
+    println!("device: {}", dev.name);
+    report(
+        "ours_attention_fwd_f32 (1x12x4096x64)",
+        ours,
+        &refs,
+        &["torch_sdpa_f32", "torch_sdpa_bf16_flash"],
+    );
     Ok(())
 }

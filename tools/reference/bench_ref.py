@@ -3,7 +3,7 @@
 
 Times the same shapes as ed-bench with numpy (OpenBLAS) and PyTorch CPU, pinned to the
 same thread count, and prints one JSON object: {"<case>": {"median_ms": .., "min_ms": ..}}.
-Usage: bench_ref.py CASE [--threads N] [--iters N]; CASE is matmul, conv, conv-train or mask-iou.
+Usage: bench_ref.py CASE [--threads N] [--iters N]; CASE is matmul, conv, conv-train, mask-iou or attention.
 """
 import argparse
 import json
@@ -26,7 +26,7 @@ def timeit(fn, iters, warmup=3):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=["matmul", "conv", "conv-train", "mask-iou"])
+    ap.add_argument("case", choices=["matmul", "conv", "conv-train", "mask-iou", "attention"])
     ap.add_argument("--masks", help="mask-iou: safetensors file with u8 pred [N,H,W], gt [M,H,W], crowd [M]")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=20)
@@ -51,6 +51,22 @@ def main():
             out["torch_matmul_1024"] = timeit(lambda: tx @ ty, a.iters)
         except ImportError:
             pass
+    elif a.case == "attention":
+        import torch
+        import torch.nn.functional as F
+
+        assert torch.cuda.is_available(), "attention reference needs a GPU"
+        g = torch.Generator(device="cuda").manual_seed(0)
+        q, k, v = (torch.randn(1, 12, 4096, 64, device="cuda", generator=g) for _ in range(3))
+
+        def sdpa(q, k, v):
+            F.scaled_dot_product_attention(q, k, v)
+            torch.cuda.synchronize()
+
+        out["torch_sdpa_f32"] = timeit(lambda: sdpa(q, k, v), a.iters)
+        qb, kb, vb = q.bfloat16(), k.bfloat16(), v.bfloat16()
+        out["torch_sdpa_bf16_flash"] = timeit(lambda: sdpa(qb, kb, vb), a.iters)
+        out["torch_version"] = torch.__version__
     elif a.case == "mask-iou":
         import numpy as np
         from safetensors.numpy import load_file

@@ -66,7 +66,11 @@ impl CudaDevice {
         let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
         let entry = *m.entry(ordinal).or_insert_with(|| {
             Box::leak(Box::new(
-                CudaDevice::open(ordinal).map_err(|e| e.to_string()),
+                // Keep only the message: `get` wraps it in a fresh Error::Device each call.
+                CudaDevice::open(ordinal).map_err(|e| match e {
+                    Error::Device { msg, .. } => msg,
+                    other => other.to_string(),
+                }),
             ))
         });
         entry.as_ref().map_err(|s| dev_err(s.clone()))
