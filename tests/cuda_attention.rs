@@ -3,7 +3,8 @@
 mod common;
 use common::*;
 use edgedistill::Tensor;
-use edgedistill::backend::cuda::{CudaDevice, attention::attention_fwd};
+use edgedistill::backend::cuda::CudaDevice;
+use edgedistill::tensor::ops::attention::attention_cuda as attention_fwd;
 
 #[test]
 fn cuda_attention_matches_cpu_reference() {
