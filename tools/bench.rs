@@ -6,6 +6,7 @@
 //!   ed-bench conv-train (forward + backward of the same conv)
 //!   ed-bench mask-iou   (100×100 masks of 640², CPU and, with a GPU, CUDA; vs pycocotools and torch)
 //!   ed-bench attention  (GPU: B=1, H=12, L=4096, D=64 forward, f32; vs torch SDPA)
+//!   ed-bench lora       (GPU: x 8192×768, W 768², r 16 forward, f32; vs torch f32/f16)
 //!
 //! The reference side runs tools/reference/bench_ref.py with PATH (default: $EDGEDISTILL_PYTHON,
 //! else python3); pass `--python none` to time ours only.
@@ -24,7 +25,7 @@ struct Args {
 fn parse() -> std::result::Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let case = it.next().ok_or(
-        "usage: ed-bench matmul|conv|conv-train|mask-iou|attention [--threads N] [--iters N] [--python PATH|none]",
+        "usage: ed-bench matmul|conv|conv-train|mask-iou|attention|lora [--threads N] [--iters N] [--python PATH|none]",
     )?;
     let mut a = Args {
         case,
@@ -205,9 +206,10 @@ fn run(a: &Args) -> Result<()> {
         }
         "mask-iou" => mask_iou_case(a, &mut rng)?,
         "attention" => attention_case(a, &mut rng)?,
+        "lora" => lora_case(a, &mut rng)?,
         other => {
             return Err(edgedistill::Error::msg(format!(
-                "unknown case {other:?}: expected matmul, conv, conv-train, mask-iou or attention"
+                "unknown case {other:?}: expected matmul, conv, conv-train, mask-iou, attention or lora"
             )));
         }
     }
@@ -417,6 +419,41 @@ fn attention_case(a: &Args, rng: &mut Rng) -> Result<()> {
         ours,
         &refs,
         &["torch_sdpa_f32", "torch_sdpa_bf16_flash"],
+    );
+    Ok(())
+}
+
+/// LoRA linear forward at the shape, inputs resident on the GPU.
+fn lora_case(a: &Args, rng: &mut Rng) -> Result<()> {
+    use edgedistill::backend::cuda::lora::lora_fwd_device;
+    let dev = edgedistill::backend::cuda::CudaDevice::get(0)
+        .map_err(|e| e.context("ed-bench lora needs a GPU"))?;
+    let (n, m, k, r) = (8192usize, 768usize, 768usize, 16usize);
+    let up = |len: usize, rng: &mut Rng| -> Result<cudarc::driver::CudaSlice<f32>> {
+        let v: Vec<f32> = (0..len).map(|_| rng.normal() as f32).collect();
+        dev.stream
+            .clone_htod(&v)
+            .map_err(|e| edgedistill::Error::msg(e.to_string()))
+    };
+    let (x, w, la, lb) = (
+        up(n * k, rng)?,
+        up(m * k, rng)?,
+        up(r * k, rng)?,
+        up(m * r, rng)?,
+    );
+    let ours = time("ours lora fwd f32", a.iters, || {
+        lora_fwd_device(dev, (n, m, k, r), &x, &w, None, &la, &lb, 2.0)?;
+        dev.stream
+            .synchronize()
+            .map_err(|e| edgedistill::Error::msg(e.to_string()))
+    })?;
+    let refs = reference(a);
+    println!("device: {}", dev.name);
+    report(
+        "ours_lora_fwd_f32 (8192x768, r16)",
+        ours,
+        &refs,
+        &["torch_lora_f32", "torch_lora_f16"],
     );
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 Times the same shapes as ed-bench with numpy (OpenBLAS) and PyTorch CPU, pinned to the
 same thread count, and prints one JSON object: {"<case>": {"median_ms": .., "min_ms": ..}}.
-Usage: bench_ref.py CASE [--threads N] [--iters N]; CASE is matmul, conv, conv-train, mask-iou or attention.
+Usage: bench_ref.py CASE [--threads N] [--iters N]; CASE is matmul, conv, conv-train, mask-iou, attention or lora.
 """
 import argparse
 import json
@@ -26,7 +26,7 @@ def timeit(fn, iters, warmup=3):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=["matmul", "conv", "conv-train", "mask-iou", "attention"])
+    ap.add_argument("case", choices=["matmul", "conv", "conv-train", "mask-iou", "attention", "lora"])
     ap.add_argument("--masks", help="mask-iou: safetensors file with u8 pred [N,H,W], gt [M,H,W], crowd [M]")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=20)
@@ -66,6 +66,22 @@ def main():
         out["torch_sdpa_f32"] = timeit(lambda: sdpa(q, k, v), a.iters)
         qb, kb, vb = q.bfloat16(), k.bfloat16(), v.bfloat16()
         out["torch_sdpa_bf16_flash"] = timeit(lambda: sdpa(qb, kb, vb), a.iters)
+        out["torch_version"] = torch.__version__
+    elif a.case == "lora":
+        import torch
+
+        assert torch.cuda.is_available(), "lora reference needs a GPU"
+        g = torch.Generator(device="cuda").manual_seed(0)
+        x, w = torch.randn(8192, 768, device="cuda", generator=g), torch.randn(768, 768, device="cuda", generator=g)
+        A, B = torch.randn(16, 768, device="cuda", generator=g), torch.randn(768, 16, device="cuda", generator=g)
+
+        def lora(x, w, A, B):
+            x @ w.T + 2.0 * (x @ A.T) @ B.T
+            torch.cuda.synchronize()
+
+        out["torch_lora_f32"] = timeit(lambda: lora(x, w, A, B), a.iters)
+        h = [t.half() for t in (x, w, A, B)]
+        out["torch_lora_f16"] = timeit(lambda: lora(*h), a.iters)
         out["torch_version"] = torch.__version__
     elif a.case == "mask-iou":
         import numpy as np

@@ -4,7 +4,47 @@
 //!   dx = g·W + s·(g·B)·A,  dA = s·(g·B)ᵀ·x,  dB = s·gᵀ·t,  db = Σ g,  dW = gᵀ·x (if trained)
 //! with each term computed only for the inputs that want it (W is normally frozen).
 use crate::autograd::record;
-use crate::{Error, Result, Tensor};
+use crate::backend::cuda::{CudaDevice, lora::lora_fwd_device};
+use crate::{DType, Error, Result, Tensor};
+
+/// (out, in, r) of a valid call; the checks shared by the CPU op and the CUDA path.
+fn lora_dims(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    a: &Tensor,
+    bm: &Tensor,
+) -> Result<(usize, usize, usize)> {
+    let bad = |m: String| Error::Shape {
+        op: "lora_linear",
+        msg: m,
+    };
+    if w.rank() != 2 || a.rank() != 2 || bm.rank() != 2 || x.rank() == 0 {
+        return Err(bad(format!(
+            "x {}, W {}, A {}, B {}: need x [..., in], W [out, in], A [r, in], B [out, r]",
+            x.shape(),
+            w.shape(),
+            a.shape(),
+            bm.shape()
+        )));
+    }
+    let (out_f, in_f, r) = (w.dims()[0], w.dims()[1], a.dims()[0]);
+    if *x.dims().last().unwrap_or(&0) != in_f
+        || a.dims()[1] != in_f
+        || bm.dims() != [out_f, r]
+        || b.is_some_and(|b| b.dims() != [out_f])
+    {
+        return Err(bad(format!(
+            "x {}, W {}, A {}, B {}, bias {}: need x [..., {in_f}], A [r, {in_f}], B [{out_f}, r], bias [{out_f}]",
+            x.shape(),
+            w.shape(),
+            a.shape(),
+            bm.shape(),
+            b.map_or("none".to_string(), |b| b.shape().to_string())
+        )));
+    }
+    Ok((out_f, in_f, r))
+}
 
 impl Tensor {
     /// `self` [..., in]; `w` [out, in]; `b` [out]; `a` [r, in]; `bm` [out, r]; `scale` = s
@@ -17,32 +57,7 @@ impl Tensor {
         bm: &Tensor,
         scale: f64,
     ) -> Result<Tensor> {
-        let op = "lora_linear";
-        let bad = |m: String| Error::Shape { op, msg: m };
-        if w.rank() != 2 || a.rank() != 2 || bm.rank() != 2 || self.rank() == 0 {
-            return Err(bad(format!(
-                "x {}, W {}, A {}, B {}: need x [..., in], W [out, in], A [r, in], B [out, r]",
-                self.shape(),
-                w.shape(),
-                a.shape(),
-                bm.shape()
-            )));
-        }
-        let (out_f, in_f, r) = (w.dims()[0], w.dims()[1], a.dims()[0]);
-        if *self.dims().last().unwrap_or(&0) != in_f
-            || a.dims()[1] != in_f
-            || bm.dims() != [out_f, r]
-            || b.is_some_and(|b| b.dims() != [out_f])
-        {
-            return Err(bad(format!(
-                "x {}, W {}, A {}, B {}, bias {}: need x [..., {in_f}], A [r, {in_f}], B [{out_f}, r], bias [{out_f}]",
-                self.shape(),
-                w.shape(),
-                a.shape(),
-                bm.shape(),
-                b.map_or("none".to_string(), |b| b.shape().to_string())
-            )));
-        }
+        let (out_f, in_f, r) = lora_dims(self, w, b, a, bm)?;
         let (out, t) = {
             let _g = crate::no_grad();
             let t = self.linear(a, None)?; // [..., r]
@@ -54,7 +69,7 @@ impl Tensor {
         let (x, w_, a_, bm_, b_) = (self.clone(), w.clone(), a.clone(), bm.clone(), b.cloned());
         let mut inputs = vec![self, w, a, bm];
         inputs.extend(b);
-        Ok(record(out, op, &inputs, move |_, g| {
+        Ok(record(out, "lora_linear", &inputs, move |_, g| {
             // Flatten leading dims: x2 [N, in], g2 [N, out], t2 [N, r].
             let x2 = x.reshape([x.elem_count() / in_f, in_f])?;
             let g2 = g.reshape([g.elem_count() / out_f, out_f])?;
@@ -100,4 +115,44 @@ impl Tensor {
             Ok(grads)
         }))
     }
+}
+
+/// The forward on a CUDA device (kernels/lora_matmul.cu), f32: same arguments, checks and
+/// result as `Tensor::lora_linear` (no autograd yet). Host tensors in and out until CUDA
+/// tensors land.
+pub fn lora_linear_cuda(
+    dev: &CudaDevice,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    a: &Tensor,
+    bm: &Tensor,
+    scale: f64,
+) -> Result<Tensor> {
+    let (out_f, in_f, r) = lora_dims(x, w, b, a, bm)?;
+    let n = x.elem_count() / in_f.max(1);
+    let derr = |e: String| Error::Device {
+        op: "lora_matmul",
+        msg: e,
+    };
+    let up = |t: &Tensor| -> Result<cudarc::driver::CudaSlice<f32>> {
+        let v = t.to_dtype(DType::F32)?.contiguous()?.to_vec::<f32>()?;
+        dev.stream.clone_htod(&v).map_err(|e| derr(e.to_string()))
+    };
+    let (dx, dw, da, dbm) = (up(x)?, up(w)?, up(a)?, up(bm)?);
+    let db = b.map(up).transpose()?;
+    let y = lora_fwd_device(
+        dev,
+        (n, out_f, in_f, r),
+        &dx,
+        &dw,
+        db.as_ref(),
+        &da,
+        &dbm,
+        scale as f32,
+    )?;
+    let v = dev.stream.clone_dtoh(&y).map_err(|e| derr(e.to_string()))?;
+    let mut shape = x.dims().to_vec();
+    *shape.last_mut().expect("x has rank ≥ 1 (checked)") = out_f;
+    Tensor::from_vec(v, shape)
 }
