@@ -398,19 +398,15 @@ fn attention_case(a: &Args, rng: &mut Rng) -> Result<()> {
         dv: 64,
     };
     let n = dims.b * dims.h * dims.lq * dims.d;
-    let up = |rng: &mut Rng| -> Result<cudarc::driver::CudaSlice<f32>> {
-        let v: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
-        dev.stream
-            .clone_htod(&v)
-            .map_err(|e| edgedistill::Error::msg(e.to_string()))
-    };
-    let (q, k, v) = (up(rng)?, up(rng)?, up(rng)?);
+    let (q, k, v) = (
+        upload_randn(dev, n, rng)?,
+        upload_randn(dev, n, rng)?,
+        upload_randn(dev, n, rng)?,
+    );
     let scale = 1.0 / 8.0;
     let ours = time("ours attention fwd f32", a.iters, || {
         attention_fwd_device(dev, &dims, &q, &k, &v, None, None, scale)?;
-        dev.stream
-            .synchronize()
-            .map_err(|e| edgedistill::Error::msg(e.to_string()))
+        dev.stream.synchronize().map_err(gpu_err)
     })?;
     let refs = reference(a);
     println!("device: {}", dev.name);
@@ -429,23 +425,15 @@ fn lora_case(a: &Args, rng: &mut Rng) -> Result<()> {
     let dev = edgedistill::backend::cuda::CudaDevice::get(0)
         .map_err(|e| e.context("ed-bench lora needs a GPU"))?;
     let (n, m, k, r) = (8192usize, 768usize, 768usize, 16usize);
-    let up = |len: usize, rng: &mut Rng| -> Result<cudarc::driver::CudaSlice<f32>> {
-        let v: Vec<f32> = (0..len).map(|_| rng.normal() as f32).collect();
-        dev.stream
-            .clone_htod(&v)
-            .map_err(|e| edgedistill::Error::msg(e.to_string()))
-    };
     let (x, w, la, lb) = (
-        up(n * k, rng)?,
-        up(m * k, rng)?,
-        up(r * k, rng)?,
-        up(m * r, rng)?,
+        upload_randn(dev, n * k, rng)?,
+        upload_randn(dev, m * k, rng)?,
+        upload_randn(dev, r * k, rng)?,
+        upload_randn(dev, m * r, rng)?,
     );
     let ours = time("ours lora fwd f32", a.iters, || {
         lora_fwd_device(dev, (n, m, k, r), &x, &w, None, &la, &lb, 2.0)?;
-        dev.stream
-            .synchronize()
-            .map_err(|e| edgedistill::Error::msg(e.to_string()))
+        dev.stream.synchronize().map_err(gpu_err)
     })?;
     let refs = reference(a);
     println!("device: {}", dev.name);
@@ -456,4 +444,18 @@ fn lora_case(a: &Args, rng: &mut Rng) -> Result<()> {
         &["torch_lora_f32", "torch_lora_f16"],
     );
     Ok(())
+}
+
+fn gpu_err(e: impl std::fmt::Display) -> edgedistill::Error {
+    edgedistill::Error::msg(e.to_string())
+}
+
+/// `len` standard normals uploaded to `dev` (GPU benches keep their inputs resident).
+fn upload_randn(
+    dev: &edgedistill::backend::cuda::CudaDevice,
+    len: usize,
+    rng: &mut Rng,
+) -> Result<cudarc::driver::CudaSlice<f32>> {
+    let v: Vec<f32> = (0..len).map(|_| rng.normal() as f32).collect();
+    dev.stream.clone_htod(&v).map_err(gpu_err)
 }
