@@ -20,6 +20,7 @@
 pub mod autograd;
 pub mod backend;
 pub mod check;
+pub mod data;
 pub mod error;
 pub mod io;
 pub mod loss;
