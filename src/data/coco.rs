@@ -340,7 +340,11 @@ fn bad_field(kind: RecordKind, rec: &Value) -> Option<(&'static str, String)> {
             .map(|e| (f, e.to_string()))
     }
     #[derive(Deserialize)]
-    struct Crowd(#[serde(deserialize_with = "de_iscrowd")] Option<u8>);
+    struct Crowd(
+        #[serde(deserialize_with = "de_iscrowd")]
+        #[allow(dead_code)]
+        Option<u8>,
+    );
     let u = check::<u64>;
     match kind {
         RecordKind::Image => u(rec, "id")
