@@ -2,6 +2,7 @@
 //! bit-packed), images, per-model preprocessing, augmentation and the training loader.
 //! Errors name the file, the record (annotation id, line) and the problem.
 pub mod coco;
+pub mod masks;
 pub mod problem;
 pub mod sample;
 
