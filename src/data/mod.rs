@@ -1,11 +1,16 @@
 //! Step 1 of the pipeline: datasets in (COCO JSON, YOLO txt), masks (polygon/RLE raster,
 //! bit-packed), images, per-model preprocessing, augmentation and the training loader.
 //! Errors name the file, the record (annotation id, line) and the problem.
+pub mod classes;
 pub mod coco;
 pub mod masks;
 pub mod problem;
 pub mod sample;
+pub mod seg_mask;
+pub mod split;
+pub mod validate;
 
+pub use classes::ClassMap;
 pub use coco::{Annotation, Category, Coco, Image, RleCounts, Segmentation};
 pub use problem::{Problem, RecordKind};
 pub use sample::{Instance, Sample};
