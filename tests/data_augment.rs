@@ -1189,3 +1189,20 @@ fn specs_round_trip_through_json() {
     let back: Vec<TransformSpec> = serde_json::from_str(&text).unwrap();
     assert_eq!(back, specs);
 }
+
+#[test]
+fn spec_json_rejects_unknown_fields() {
+    let ok = r#"{"transform": {"kind": "affine", "degrees": 5, "translate": 0.1, "scale": 0.5, "shear": 0}, "p": 1}"#;
+    let s: TransformSpec = serde_json::from_str(ok).unwrap();
+    assert_eq!(
+        s.transform,
+        Transform::Affine(AffineParams {
+            degrees: 5.0,
+            ..Default::default()
+        })
+    );
+    let typo = ok.replace("\"shear\"", "\"sheer\"");
+    assert!(serde_json::from_str::<TransformSpec>(&typo).is_err());
+    let extra = ok.replace("\"p\": 1", "\"p\": 1, \"prob\": 2");
+    assert!(serde_json::from_str::<TransformSpec>(&extra).is_err());
+}

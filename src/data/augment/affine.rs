@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 /// Ranges of the random affine; every value is a ± range around the identity placement.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AffineParams {
     /// Rotation, uniform in `±degrees`.
     pub degrees: f32,
@@ -193,8 +194,8 @@ pub fn apply_matrix(s: Sample, m: &Mat, scale: f64, out_w: u32, out_h: u32) -> (
         let thr = area_threshold(&inst);
         let (bbox, mask) = match &inst.mask {
             Some(mk) => {
-                let wm = warp_mask(mk, m, out_w, out_h);
-                (mask_box(&wm).unwrap_or([0.0; 4]), Some(wm))
+                let (wm, b) = warp_mask_boxed(mk, m, out_w, out_h);
+                (b.unwrap_or([0.0; 4]), Some(wm))
             }
             None => (
                 clip_box(transform_box(&centred, inst.bbox), out_w, out_h),
@@ -249,6 +250,21 @@ impl SourceCoords {
     }
 }
 
+/// Round to nearest, ties to even, for `|x| < 2²²`: adding and removing 1.5·2²³ leaves
+/// the hardware's default rounding to do it (no libm call on baseline x86-64).
+#[inline]
+fn round_even(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (x + MAGIC) - MAGIC
+}
+
+/// Floor as an integer for `|x| < 2³¹`.
+#[inline]
+fn floor_i64(x: f32) -> i64 {
+    let i = x as i64;
+    if (i as f32) > x { i - 1 } else { i }
+}
+
 /// Bilinear warp of an RGB image onto `out_w × out_h`; pixels that sample outside the
 /// source take `fill` (cv2 `BORDER_CONSTANT`).
 pub fn warp_image(img: &RgbImage, m: &Mat, out_w: u32, out_h: u32, fill: u8) -> RgbImage {
@@ -269,21 +285,43 @@ pub fn warp_image(img: &RgbImage, m: &Mat, out_w: u32, out_h: u32, fill: u8) -> 
         let orow = y as usize * out_w as usize * 3;
         for x in 0..out_w {
             let (sx, sy) = sc.at(x, row);
-            let (fx, fy) = (sx.floor(), sy.floor());
             // All four neighbours outside (or NaN): the interpolation of four fills is fill.
-            if !(fx >= -1.0 && fx < sw as f32 && fy >= -1.0 && fy < sh as f32) {
+            if !(sx >= -1.0 && sx < sw as f32 && sy >= -1.0 && sy < sh as f32) {
                 continue;
             }
-            let (ix, iy) = (fx as i64, fy as i64);
-            let (ax, ay) = (sx - fx, sy - fy);
+            let (ix, iy) = (floor_i64(sx), floor_i64(sy));
+            let (ax, ay) = (sx - ix as f32, sy - iy as f32);
             let o = orow + x as usize * 3;
+            // All four neighbours inside: read them straight, else through the border.
+            let inner = ix >= 0 && iy >= 0 && ix + 1 < sw && iy + 1 < sh;
+            let base = if inner {
+                (iy * sw + ix) as usize * 3
+            } else {
+                0
+            };
+            let row_step = sw as usize * 3;
             for c in 0..3 {
-                let (p00, p01) = (px(ix, iy, c), px(ix + 1, iy, c));
-                let (p10, p11) = (px(ix, iy + 1, c), px(ix + 1, iy + 1, c));
+                let (p00, p01, p10, p11) = if inner {
+                    let (a, b) = (base + c, base + row_step + c);
+                    (
+                        src[a] as f32,
+                        src[a + 3] as f32,
+                        src[b] as f32,
+                        src[b + 3] as f32,
+                    )
+                } else {
+                    (
+                        px(ix, iy, c),
+                        px(ix + 1, iy, c),
+                        px(ix, iy + 1, c),
+                        px(ix + 1, iy + 1, c),
+                    )
+                };
                 let f0 = fma(ax, p01 - p00, p00);
                 let f1 = fma(ax, p11 - p10, p10);
                 let v = fma(ay, f1 - f0, f0);
-                out[o + c] = v.round_ties_even().clamp(0.0, 255.0) as u8;
+                // v lies in 0..=255 (a convex mix of bytes); `as` saturates anyway
+                out[o + c] = round_even(v) as u8;
             }
         }
     }
@@ -293,9 +331,19 @@ pub fn warp_image(img: &RgbImage, m: &Mat, out_w: u32, out_h: u32, fill: u8) -> 
 /// Nearest-neighbour warp of a 0/1 mask (cv2 `INTER_NEAREST`, border 0). Only the
 /// destination region that can receive the mask's pixels is visited.
 pub fn warp_mask(mask: &GrayImage, m: &Mat, out_w: u32, out_h: u32) -> GrayImage {
+    warp_mask_boxed(mask, m, out_w, out_h).0
+}
+
+/// [`warp_mask`] and the tight box of the result, found while writing it.
+pub fn warp_mask_boxed(
+    mask: &GrayImage,
+    m: &Mat,
+    out_w: u32,
+    out_h: u32,
+) -> (GrayImage, Option<[f32; 4]>) {
     let mut out = GrayImage::new(out_w, out_h);
     let Some(b) = mask_box(mask) else {
-        return out;
+        return (out, None);
     };
     // A destination pixel takes a source pixel when its source point rounds into the
     // mask's box, i.e. lies within the box grown by half a pixel; grow by one to be safe
@@ -310,18 +358,29 @@ pub fn warp_mask(mask: &GrayImage, m: &Mat, out_w: u32, out_h: u32) -> GrayImage
     let src = mask.as_raw();
     let w = out_w as usize;
     let dst: &mut [u8] = &mut out;
+    let (mut lo, mut hi) = ([u32::MAX; 2], [0u32; 2]);
     for y in y_lo..y_hi {
         let row = sc.row(y);
         for x in x_lo..x_hi {
             let (sx, sy) = sc.at(x, row);
-            let (rx, ry) = (sx.round_ties_even(), sy.round_ties_even());
+            // Outside by more than a pixel (or NaN): nothing to take.
+            if !(sx > -1.0 && sy > -1.0 && sx < sw as f32 + 1.0 && sy < sh as f32 + 1.0) {
+                continue;
+            }
+            let (rx, ry) = (round_even(sx), round_even(sy));
             if rx >= 0.0 && ry >= 0.0 && rx < sw as f32 && ry < sh as f32 {
                 let v = src[(ry as i64 * sw + rx as i64) as usize];
-                dst[y as usize * w + x as usize] = (v != 0) as u8;
+                if v != 0 {
+                    dst[y as usize * w + x as usize] = 1;
+                    lo = [lo[0].min(x), lo[1].min(y)];
+                    hi = [hi[0].max(x + 1), hi[1].max(y + 1)];
+                }
             }
         }
     }
-    out
+    let bbox =
+        (lo[0] != u32::MAX).then_some([lo[0] as f32, lo[1] as f32, hi[0] as f32, hi[1] as f32]);
+    (out, bbox)
 }
 
 /// `(sin, cos)` of an angle in degrees from +, −, × only: reduce to `|r| ≤ 45°` exactly in

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// Box blur with an odd kernel size drawn uniformly from `3, 5, ..., max_kernel`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BlurParams {
     pub max_kernel: u32,
 }
@@ -29,6 +30,7 @@ impl BlurParams {
 /// Gaussian noise whose standard deviation (in 0..255 pixel units) is drawn uniformly from
 /// `0..max_std` per image, then added independently to every channel of every pixel.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NoiseParams {
     pub max_std: f32,
 }
@@ -57,40 +59,53 @@ fn reflect101(i: i64, n: i64) -> usize {
     (if i >= n { period - i } else { i }) as usize
 }
 
-/// Mean over a `k × k` window (k odd), border reflect-101, rounded to nearest.
+/// Mean over a `k × k` window (k odd), border reflect-101, rounded to nearest. Running
+/// window sums along rows, then along columns: cost independent of `k`.
 pub fn box_blur(img: &RgbImage, k: u32) -> RgbImage {
     let (w, h) = (img.width() as usize, img.height() as usize);
     if w == 0 || h == 0 || k <= 1 {
         return img.clone();
     }
-    let r = (k / 2) as i64;
+    let (k, r) = (k as usize, (k / 2) as i64);
+    // Source index of every padded position -r..n+r.
+    let pad = |n: usize| -> Vec<usize> {
+        (-r..n as i64 + r)
+            .map(|i| reflect101(i, n as i64))
+            .collect()
+    };
+    let (xi, yi) = (pad(w), pad(h));
     let src = img.as_raw();
-    // Horizontal window sums, then vertical sums of those.
     let mut rows = vec![0u32; w * h * 3];
     for y in 0..h {
-        for x in 0..w {
-            for c in 0..3 {
-                let mut acc = 0u32;
-                for dx in -r..=r {
-                    let sx = reflect101(x as i64 + dx, w as i64);
-                    acc += src[(y * w + sx) * 3 + c] as u32;
-                }
-                rows[(y * w + x) * 3 + c] = acc;
+        let line = &src[y * w * 3..(y + 1) * w * 3];
+        let out = &mut rows[y * w * 3..(y + 1) * w * 3];
+        for c in 0..3 {
+            let mut acc: u32 = xi[..k].iter().map(|&i| line[i * 3 + c] as u32).sum();
+            out[c] = acc;
+            for x in 1..w {
+                acc = acc + line[xi[x + k - 1] * 3 + c] as u32 - line[xi[x - 1] * 3 + c] as u32;
+                out[x * 3 + c] = acc;
             }
         }
     }
-    let area = k * k;
+    let area = (k * k) as u32;
+    let stride = w * 3;
+    let mut acc = vec![0u32; stride];
+    for &j in &yi[..k] {
+        for (a, &v) in acc.iter_mut().zip(&rows[j * stride..(j + 1) * stride]) {
+            *a += v;
+        }
+    }
     let mut out = vec![0u8; w * h * 3];
     for y in 0..h {
-        for x in 0..w {
-            for c in 0..3 {
-                let mut acc = 0u32;
-                for dy in -r..=r {
-                    let sy = reflect101(y as i64 + dy, h as i64);
-                    acc += rows[(sy * w + x) * 3 + c];
-                }
-                out[(y * w + x) * 3 + c] = ((acc + area / 2) / area) as u8;
+        if y > 0 {
+            let (add, sub) = (yi[y + k - 1] * stride, yi[y - 1] * stride);
+            for (i, a) in acc.iter_mut().enumerate() {
+                *a = *a + rows[add + i] - rows[sub + i];
             }
+        }
+        for (o, &a) in out[y * stride..(y + 1) * stride].iter_mut().zip(&acc) {
+            *o = ((a + area / 2) / area) as u8;
         }
     }
     RgbImage::from_raw(w as u32, h as u32, out).unwrap_or_else(|| img.clone())

@@ -8,23 +8,61 @@ use image::GrayImage;
 /// Tight box `[x0, y0, x1, y1]` of the nonzero pixels of `mask` (pixel `i` spans `i..i+1`),
 /// or `None` for an empty mask.
 pub fn mask_box(mask: &GrayImage) -> Option<[f32; 4]> {
-    let w = mask.width() as usize;
-    if w == 0 {
+    mask_box_in(mask, 0, 0, mask.width(), mask.height())
+}
+
+/// Any nonzero byte; 64 at a time so the OR vectorizes and empty rows cost little.
+fn any_nonzero(bytes: &[u8]) -> bool {
+    let mut blocks = bytes.chunks_exact(64);
+    let hit = blocks
+        .by_ref()
+        .any(|b| b.iter().fold(0u8, |a, &v| a | v) != 0);
+    hit || blocks.remainder().iter().any(|&v| v != 0)
+}
+
+/// Index of the first nonzero byte.
+fn first_nonzero(row: &[u8]) -> Option<usize> {
+    if !any_nonzero(row) {
         return None;
     }
-    let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0usize, 0usize);
-    for (y, row) in mask.as_raw().chunks_exact(w).enumerate() {
-        let first = row.iter().position(|&v| v != 0);
-        if let Some(f) = first {
-            // `first` found one, so `rposition` does too.
-            let l = row.iter().rposition(|&v| v != 0).unwrap_or(f);
-            x0 = x0.min(f);
-            x1 = x1.max(l + 1);
-            y0 = y0.min(y);
-            y1 = y + 1;
+    row.iter().position(|&v| v != 0)
+}
+
+/// Index of the last nonzero byte.
+fn last_nonzero(row: &[u8]) -> Option<usize> {
+    row.iter().rposition(|&v| v != 0)
+}
+
+/// Tight box of the nonzero pixels of `mask` inside the rectangle `x, y, w × h` (clamped to
+/// the mask), in the mask's coordinates.
+pub fn mask_box_in(mask: &GrayImage, x: u32, y: u32, w: u32, h: u32) -> Option<[f32; 4]> {
+    let (mw, mh) = mask.dimensions();
+    let (x0, y0) = (x.min(mw) as usize, y.min(mh) as usize);
+    let (x1, y1) = (
+        (x.saturating_add(w)).min(mw) as usize,
+        (y.saturating_add(h)).min(mh) as usize,
+    );
+    if x0 >= x1 {
+        return None;
+    }
+    let raw = mask.as_raw();
+    let stride = mw as usize;
+    let (mut lo, mut hi, mut top, mut bottom) = (usize::MAX, 0usize, usize::MAX, 0usize);
+    for yy in y0..y1 {
+        let row = &raw[yy * stride + x0..yy * stride + x1];
+        if let Some(f) = first_nonzero(row) {
+            lo = lo.min(f);
+            hi = hi.max(last_nonzero(row).unwrap_or(f) + 1);
+            top = top.min(yy);
+            bottom = yy + 1;
         }
     }
-    (x0 != usize::MAX).then_some([x0 as f32, y0 as f32, x1 as f32, y1 as f32])
+    (lo != usize::MAX).then_some([
+        (x0 + lo) as f32,
+        top as f32,
+        (x0 + hi) as f32,
+        bottom as f32,
+    ])
 }
 
 /// Number of nonzero pixels.

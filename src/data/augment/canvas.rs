@@ -1,7 +1,7 @@
 //! Pasting a rectangle of one sample onto a larger or smaller canvas, instances included:
 //! the building block of mosaic tiles and of fitting a partner sample to the main one's
 //! size before mixup or copy-paste.
-use super::boxes::{box_area, mask_box};
+use super::boxes::{box_area, mask_box_in};
 use crate::data::{Instance, Sample};
 use image::{GrayImage, RgbImage};
 
@@ -62,9 +62,12 @@ pub fn place(
     for inst in s.instances {
         let moved = match &inst.mask {
             Some(m) => {
-                let mut nm = GrayImage::new(cw, chh);
-                copy_rect(m.as_raw(), sw, &mut nm, cw, 1, r, (dx, dy));
-                mask_box(&nm).map(|b| (b, Some(nm)))
+                // The box of the pasted part, found on the (smaller) source rectangle.
+                mask_box_in(m, r.x, r.y, r.w, r.h).map(|b| {
+                    let mut nm = GrayImage::new(cw, chh);
+                    copy_rect(m.as_raw(), sw, &mut nm, cw, 1, r, (dx, dy));
+                    ([b[0] + ox, b[1] + oy, b[2] + ox, b[3] + oy], Some(nm))
+                })
             }
             None => {
                 let b = inst.bbox;

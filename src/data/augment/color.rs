@@ -11,9 +11,11 @@ use crate::tensor::Rng;
 use crate::{Error, Result};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
 
 /// Maximum gains: each channel's gain is uniform in `±h`, `±s`, `±v`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HsvParams {
     pub h: f32,
     pub s: f32,
@@ -85,23 +87,19 @@ pub fn rgb_to_hsv(rgb: [u8; 3]) -> [u8; 3] {
     rgb_to_hsv_with(rgb, &s, &h)
 }
 
-/// One cv2 8-bit HSV pixel back to RGB (`COLOR_HSV2RGB`, OpenCV 5 SIMD path).
-pub fn hsv_to_rgb(hsv: [u8; 3]) -> [u8; 3] {
+/// The factors that multiply `v` for (r, g, b) in cv2's HSV→RGB (OpenCV 5 SIMD path): one
+/// of `1`, `1 - s`, `1 - s·f`, `1 - s·(1 - f)` per channel by 60° sector, in f32 with the
+/// two sector terms fused (one rounding), as the vector code computes them.
+fn factors(h: u8, s: u8) -> [f32; 3] {
     let hscale = 6.0f32 / 180.0;
-    let h = hsv[0] as f32 * hscale;
-    let s = hsv[1] as f32 * (1.0f32 / 255.0);
-    let v = hsv[2] as f32 * (1.0f32 / 255.0);
+    let h = h as f32 * hscale;
+    let s = s as f32 * (1.0f32 / 255.0);
     let pre = h.trunc();
     let f = h - pre;
     // 1 - a·b with one rounding (the f64 product of two f32 is exact).
     let one_minus = |a: f32, b: f32| (1.0 - a as f64 * b as f64) as f32;
-    let tab = [
-        v,
-        v * (1.0 - s),
-        v * one_minus(s, f),
-        v * one_minus(s, 1.0 - f),
-    ];
-    // Which of the four values lands in (b, g, r) for each 60° sector (cv2 sector_data).
+    let tab = [1.0, 1.0 - s, one_minus(s, f), one_minus(s, 1.0 - f)];
+    // Which of the four lands in (b, g, r) for each sector (cv2 sector_data).
     const SECTOR: [[usize; 3]; 6] = [
         [1, 3, 0],
         [1, 0, 2],
@@ -111,8 +109,30 @@ pub fn hsv_to_rgb(hsv: [u8; 3]) -> [u8; 3] {
         [2, 1, 0],
     ];
     let [bi, gi, ri] = SECTOR[(pre as usize) % 6];
-    let to_u8 = |x: f32| (x * 255.0).trunc().clamp(0.0, 255.0) as u8;
-    [to_u8(tab[ri]), to_u8(tab[gi]), to_u8(tab[bi])]
+    [tab[ri], tab[gi], tab[bi]]
+}
+
+/// `factors` for every (h, s), built once per process.
+fn factor_table() -> &'static [[f32; 3]] {
+    static TABLE: OnceLock<Vec<[f32; 3]>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=255u8)
+            .flat_map(|h| (0..=255u8).map(move |s| factors(h, s)))
+            .collect()
+    })
+}
+
+/// `v · factor` to u8 as cv2's vector path does: scale by 255, truncate, saturate (`as`
+/// truncates toward zero and saturates, without a libm call).
+#[inline]
+fn channel(v: f32, factor: f32) -> u8 {
+    (v * factor * 255.0) as u8
+}
+
+/// One cv2 8-bit HSV pixel back to RGB (`COLOR_HSV2RGB`, OpenCV 5 SIMD path).
+pub fn hsv_to_rgb(hsv: [u8; 3]) -> [u8; 3] {
+    let v = hsv[2] as f32 * (1.0f32 / 255.0);
+    factors(hsv[0], hsv[1]).map(|f| channel(v, f))
 }
 
 /// The three look-up tables for gains `r` (ultralytics: hue `(x + r₀·180) mod 180`, sat and
@@ -134,9 +154,12 @@ pub fn hsv_luts(r: [f64; 3]) -> [[u8; 256]; 3] {
 pub fn apply_hsv_gains(img: &mut RgbImage, r: [f64; 3]) {
     let lut = hsv_luts(r);
     let (sdiv, hdiv) = div_tables();
+    let table = factor_table();
     for px in img.pixels_mut() {
         let [h, s, v] = rgb_to_hsv_with(px.0, &sdiv, &hdiv);
-        px.0 = hsv_to_rgb([lut[0][h as usize], lut[1][s as usize], lut[2][v as usize]]);
+        let (h, s) = (lut[0][h as usize] as usize, lut[1][s as usize] as usize);
+        let v = lut[2][v as usize] as f32 * (1.0f32 / 255.0);
+        px.0 = table[h * 256 + s].map(|f| channel(v, f));
     }
 }
 

@@ -28,6 +28,7 @@ pub enum CopyPasteMode {
 
 /// Fraction of eligible donors pasted, and their source.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CopyPasteParams {
     pub fraction: f32,
     pub mode: CopyPasteMode,

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 /// Up to `max_patches` rectangles, each side a fraction in `[min(0.05, max_size), max_size]`
 /// of the image side.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CutoutParams {
     pub max_patches: u32,
     pub max_size: f32,

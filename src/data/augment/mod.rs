@@ -40,6 +40,31 @@
 //! (`box_candidates`), mosaic (cut off the canvas), copy-paste and cutout (hidden), and
 //! partner fitting. [`AugStats::removed_instances`] counts them all, partners' included, so
 //! the loader can report it.
+//!
+//! # Example
+//! ```
+//! use edgedistill::data::augment::{Augmenter, Environment, plan};
+//! use edgedistill::data::{Instance, Sample};
+//! use edgedistill::tensor::Rng;
+//! use image::{GrayImage, Luma, RgbImage};
+//!
+//! let make = |id: u64| {
+//!     let mut mask = GrayImage::new(64, 48);
+//!     for (x, y) in (20..40).flat_map(|x| (10..30).map(move |y| (x, y))) {
+//!         mask.put_pixel(x, y, Luma([1]));
+//!     }
+//!     let inst = Instance { class: 0, bbox: [20.0, 10.0, 40.0, 30.0], mask: Some(mask), crowd: false };
+//!     Sample { id, image: RgbImage::new(64, 48), instances: vec![inst] }
+//! };
+//! let specs = plan(&["multiple_objects"], &Environment::default(), "medium")?;
+//! let aug = Augmenter::new(specs, 64)?;
+//! // The loader's partner source: a random dataset index drawn with the same Rng.
+//! let mut partners = |rng: &mut Rng| Ok(make(rng.below(100)));
+//! let (out, stats) = aug.apply(make(0), &mut partners, &mut Rng::new(7))?;
+//! assert_eq!(out.image.dimensions(), (64, 64));
+//! assert!(stats.applied.contains(&"affine"));
+//! # Ok::<(), edgedistill::Error>(())
+//! ```
 use crate::data::Sample;
 use crate::tensor::Rng;
 use crate::{Error, Result};
@@ -124,6 +149,7 @@ impl Transform {
 
 /// A transform and the probability (0..=1) that a sample goes through it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TransformSpec {
     pub transform: Transform,
     pub p: f64,
