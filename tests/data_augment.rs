@@ -1206,3 +1206,18 @@ fn spec_json_rejects_unknown_fields() {
     let extra = ok.replace("\"p\": 1", "\"p\": 1, \"prob\": 2");
     assert!(serde_json::from_str::<TransformSpec>(&extra).is_err());
 }
+
+#[test]
+fn portable_trigonometry_agrees_with_libm() {
+    for i in -720..=720 {
+        let deg = i as f64 * 0.5 + 0.123;
+        let (s, c) = affine::sin_cos_deg(deg);
+        let r = deg.to_radians();
+        assert!(
+            (s - r.sin()).abs() < 1e-15 && (c - r.cos()).abs() < 1e-15,
+            "{deg}°"
+        );
+    }
+    assert_eq!(affine::sin_cos_deg(90.0), (1.0, 0.0));
+    assert!((affine::tan_deg(45.0) - 1.0).abs() < 1e-15);
+}
