@@ -4,7 +4,9 @@
 pub mod augment;
 pub mod classes;
 pub mod coco;
+pub mod image;
 pub mod masks;
+pub mod preprocess;
 pub mod problem;
 pub mod sample;
 pub mod seg_mask;
