@@ -4,7 +4,9 @@
 pub mod augment;
 pub mod classes;
 pub mod coco;
+pub mod dataset;
 pub mod image;
+pub mod loader;
 pub mod masks;
 pub mod preprocess;
 pub mod problem;
