@@ -499,6 +499,31 @@ fn bad_counts_polygons_and_sizes_are_errors() {
 }
 
 #[test]
+fn merge_and_iou_walk_past_simultaneous_zero_runs() {
+    // pycocotools 2.0.11 stops at the first place where both masks are at a zero-length
+    // run: merge([a, b]) gives counts [1] (3 pixels short of 2×2) and iou 0. Pixel 1 is
+    // set in a, pixels 1 and 2 in b (column-major).
+    let a = Rle::from_counts(2, 2, vec![1, 0, 0, 1, 2]).unwrap();
+    let b = Rle::from_counts(2, 2, vec![1, 0, 0, 2, 1]).unwrap();
+    let u = Rle::merge(&[a.clone(), b.clone()], false).unwrap();
+    let i = Rle::merge(&[a.clone(), b.clone()], true).unwrap();
+    assert_eq!(u.decode(), b.decode());
+    assert_eq!(i.decode(), a.decode());
+    assert_eq!(
+        Rle::iou(&[a.clone()], &[b.clone()], &[false]).unwrap(),
+        [0.5]
+    );
+    let (pa, pb) = (pack(&[a], 2, 2).unwrap(), pack(&[b], 2, 2).unwrap());
+    assert_eq!(mask_iou(&pa, &pb, &[false]).unwrap(), [0.5]);
+    // The fuzzer's find: a 1×1 mask with 600 leading zero-length runs.
+    let mut c = vec![0u32; 600];
+    c.push(1);
+    let r = Rle::from_counts(1, 1, c).unwrap();
+    let m = Rle::merge(&[r.clone(), r.clone()], false).unwrap();
+    assert_eq!(m.decode(), r.decode());
+}
+
+#[test]
 fn empty_and_edge_sizes() {
     // No masks still packs to a valid empty set of the image size.
     let p = pack(&[], 7, 130).unwrap();
