@@ -509,11 +509,9 @@ fn merge_and_iou_walk_past_simultaneous_zero_runs() {
     let i = Rle::merge(&[a.clone(), b.clone()], true).unwrap();
     assert_eq!(u.decode(), b.decode());
     assert_eq!(i.decode(), a.decode());
-    assert_eq!(
-        Rle::iou(&[a.clone()], &[b.clone()], &[false]).unwrap(),
-        [0.5]
-    );
-    let (pa, pb) = (pack(&[a], 2, 2).unwrap(), pack(&[b], 2, 2).unwrap());
+    let (a, b) = ([a], [b]);
+    assert_eq!(Rle::iou(&a, &b, &[false]).unwrap(), [0.5]);
+    let (pa, pb) = (pack(&a, 2, 2).unwrap(), pack(&b, 2, 2).unwrap());
     assert_eq!(mask_iou(&pa, &pb, &[false]).unwrap(), [0.5]);
     // The fuzzer's find: a 1×1 mask with 600 leading zero-length runs.
     let mut c = vec![0u32; 600];
