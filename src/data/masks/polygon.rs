@@ -18,6 +18,9 @@ use super::{MAX_COORD, MaskError, Rle, rle::pixels};
 /// maskApi's upsampling factor.
 const SCALE: f64 = 5.0;
 
+/// A walk point `(u, v)`: column and row on the 5× grid.
+type Point = (i64, i64);
+
 impl Rle {
     /// One polygon `[x0, y0, x1, y1, ...]` (pixel coordinates, the COCO convention where
     /// pixel `(x, y)` spans `x..x+1`) rasterised as pycocotools' `frPyObjects([xy], h, w)`
@@ -124,7 +127,7 @@ struct Walk {
     /// Points with `u` outside `0..=hi` cannot give a boundary (module docs).
     hi: i64,
     /// The point before the next one, `None` when it was skipped (outside the window).
-    prev: Option<(i64, i64)>,
+    prev: Option<Point>,
     /// Column-major positions `x·h + y` where a column's foreground starts or stops.
     bounds: Vec<u32>,
 }
@@ -172,7 +175,7 @@ impl Edge {
     }
 
     /// Point `d` of the walk, `(u, v)` on the 5× grid, exactly as the C loop computes it.
-    fn point(&self, d: i64) -> (i64, i64) {
+    fn point(&self, d: i64) -> Point {
         if self.flat() {
             let t = if self.flip { self.dx - d } else { d };
             (t + self.xs, c_int(self.ys as f64 + self.s * t as f64 + 0.5))
@@ -250,7 +253,7 @@ impl Walk {
     /// and otherwise keep at least 0.2 from any integer (far above their rounding error for
     /// |n| < 2³¹), so the integer forms below give the same answers without the libm
     /// `floor`/`ceil` calls. (The unit tests check them against the double version.)
-    fn step(&mut self, p: (i64, i64)) {
+    fn step(&mut self, p: Point) {
         if let Some(q) = self.prev.replace(p)
             && p.0 != q.0
         {
@@ -275,7 +278,7 @@ impl Walk {
 /// point before it)`, or `None` when `u` stays to the end of the edge. Points in between
 /// share `u` and make no boundary; only the last of them pairs with the next point. Steep
 /// edges first step a few points (near 45° `u` changes every point or two), then gallop.
-fn next_change(e: &Edge, d: i64, cur: (i64, i64)) -> Option<(i64, (i64, i64), (i64, i64))> {
+fn next_change(e: &Edge, d: i64, cur: Point) -> Option<(i64, Point, Point)> {
     let n = e.len();
     let (mut k, mut before) = (d + 1, cur);
     while k < n && k <= d + 8 {
