@@ -6,8 +6,9 @@
 //! walk crosses a pixel-column centre, and turns each into the row where the column's
 //! foreground starts or stops. Sorting those positions gives the runs.
 //!
-//! The port evaluates the same floating-point expressions in the same order, so it agrees
-//! bit for bit. It does not visit every point, though: along one edge the column coordinate
+//! The port computes every walk point with the same floating-point expressions in the same
+//! order (the downsampling uses exact integer forms of its doubles, see `Walk::step`), so it
+//! agrees bit for bit. It does not visit every point, though: along one edge the column coordinate
 //! `u` is monotone and moves by at most one per point, and only points with `u` in
 //! `0..=5w` can produce a boundary, so the walk jumps (by binary search) into that window,
 //! leaves the edge when `u` leaves it, and on steep edges jumps straight to the next change

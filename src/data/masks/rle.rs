@@ -37,6 +37,17 @@ impl Rle {
         Ok(Rle { h, w, counts })
     }
 
+    /// [`Rle::from_counts`] for counts as a JSON reader holds them: errors on a count
+    /// outside `0..=u32::MAX` (naming its index) before the sum check.
+    pub fn from_uncompressed(h: u32, w: u32, counts: &[i64]) -> Result<Rle, MaskError> {
+        let counts = (counts.iter().enumerate())
+            .map(|(index, &value)| {
+                u32::try_from(value).map_err(|_| MaskError::CountOutOfRange { index, value })
+            })
+            .collect::<Result<Vec<u32>, _>>()?;
+        Rle::from_counts(h, w, counts)
+    }
+
     /// Counts already known to sum to `h·w` (built by this module).
     pub(crate) fn from_valid(h: u32, w: u32, counts: Vec<u32>) -> Rle {
         debug_assert_eq!(
