@@ -217,8 +217,9 @@ fn uncompressed_rles_match_pycocotools() {
     let strs = fx.strings("ucrle.str");
     let (area, bbox) = (fx.i64("ucrle.area"), fx.boxes("ucrle.bbox"));
     for (i, (hw, c)) in fx.sizes("ucrle.size").iter().zip(&counts).enumerate() {
+        let r = Rle::from_uncompressed(hw.0, hw.1, c).unwrap();
         let c: Vec<u32> = c.iter().map(|&v| v as u32).collect();
-        let r = Rle::from_counts(hw.0, hw.1, c.clone()).unwrap();
+        assert_eq!(r, Rle::from_counts(hw.0, hw.1, c.clone()).unwrap());
         assert_eq!(r.counts(), &c[..]);
         assert_eq!(
             r.to_compressed().as_bytes(),
@@ -407,7 +408,7 @@ fn malformed_compressed_strings_are_errors() {
     );
     assert_err(fr(b"12", 2, 2), "CountsSum", &["sum to 3"]);
     assert_err(fr(b"", 2, 2), "CountsSum", &["sum to 0"]);
-    assert_err(fr(b"111N", 2, 2), "CountOutOfRange", &["run 3", "-1"]);
+    assert_err(fr(b"111N", 2, 2), "CountOutOfRange", &["count 3", "-1"]);
     assert_err(fr(b"1", 70000, 70000), "TooLarge", &["70000×70000"]);
     // The empty mask of an empty image is fine.
     assert_eq!(fr(b"", 0, 5).unwrap().area(), 0);
@@ -421,6 +422,18 @@ fn bad_counts_polygons_and_sizes_are_errors() {
         &["sum to 5", "2×3", "6 pixels"],
     );
     assert_err(Rle::from_counts(2, 3, vec![7]), "CountsSum", &["sum to 7"]);
+    assert_err(
+        Rle::from_uncompressed(2, 3, &[1, -2, 7]),
+        "CountOutOfRange",
+        &["count 1 is -2"],
+    );
+    assert_err(
+        Rle::from_uncompressed(2, 3, &[1 << 32]),
+        "CountOutOfRange",
+        &["4294967296"],
+    );
+    let r = Rle::from_uncompressed(2, 3, &[1, 2, 3]).unwrap();
+    assert_eq!((r.counts(), r.area()), (&[1u32, 2, 3][..], 2));
     let p = |xy: &[f64]| Rle::from_polygon(xy, 10, 10);
     assert_err(
         p(&[1.0, 1.0, 5.0, 5.0]),
@@ -496,6 +509,29 @@ fn bad_counts_polygons_and_sizes_are_errors() {
         e.to_string(),
         "train.json: annotation 17: segmentation has no polygon"
     );
+}
+
+#[test]
+fn merge_and_iou_walk_past_simultaneous_zero_runs() {
+    // pycocotools 2.0.11 stops at the first place where both masks are at a zero-length
+    // run: merge([a, b]) gives counts [1] (3 pixels short of 2×2) and iou 0. Pixel 1 is
+    // set in a, pixels 1 and 2 in b (column-major).
+    let a = Rle::from_counts(2, 2, vec![1, 0, 0, 1, 2]).unwrap();
+    let b = Rle::from_counts(2, 2, vec![1, 0, 0, 2, 1]).unwrap();
+    let u = Rle::merge(&[a.clone(), b.clone()], false).unwrap();
+    let i = Rle::merge(&[a.clone(), b.clone()], true).unwrap();
+    assert_eq!(u.decode(), b.decode());
+    assert_eq!(i.decode(), a.decode());
+    let (a, b) = ([a], [b]);
+    assert_eq!(Rle::iou(&a, &b, &[false]).unwrap(), [0.5]);
+    let (pa, pb) = (pack(&a, 2, 2).unwrap(), pack(&b, 2, 2).unwrap());
+    assert_eq!(mask_iou(&pa, &pb, &[false]).unwrap(), [0.5]);
+    // The fuzzer's find: a 1×1 mask with 600 leading zero-length runs.
+    let mut c = vec![0u32; 600];
+    c.push(1);
+    let r = Rle::from_counts(1, 1, c).unwrap();
+    let m = Rle::merge(&[r.clone(), r.clone()], false).unwrap();
+    assert_eq!(m.decode(), r.decode());
 }
 
 #[test]

@@ -18,7 +18,8 @@ pub enum MaskError {
     Truncated { pos: usize },
     /// A number of more than 7 characters (35 bits) in a compressed RLE string.
     NumberTooLong { pos: usize },
-    /// A decoded run count (after adding back the delta) outside `0..=u32::MAX`.
+    /// A run count (in a compressed string: after adding back the delta) outside
+    /// `0..=u32::MAX`.
     CountOutOfRange { index: usize, value: i64 },
     /// A segmentation with no polygon at all.
     NoParts,
@@ -94,10 +95,9 @@ impl fmt::Display for MaskError {
                 f,
                 "compressed RLE counts: number ending at byte {pos} is longer than 7 characters"
             ),
-            CountOutOfRange { index, value } => write!(
-                f,
-                "compressed RLE counts: run {index} decodes to {value}, outside 0..=4294967295"
-            ),
+            CountOutOfRange { index, value } => {
+                write!(f, "RLE count {index} is {value}, outside 0..=4294967295")
+            }
             NoParts => write!(f, "segmentation has no polygon"),
             TooFewPoints { part, points } => write!(
                 f,

@@ -6,8 +6,9 @@
 //! walk crosses a pixel-column centre, and turns each into the row where the column's
 //! foreground starts or stops. Sorting those positions gives the runs.
 //!
-//! The port evaluates the same floating-point expressions in the same order, so it agrees
-//! bit for bit. It does not visit every point, though: along one edge the column coordinate
+//! The port computes every walk point with the same floating-point expressions in the same
+//! order (the downsampling uses exact integer forms of its doubles, see `Walk::step`), so it
+//! agrees bit for bit. It does not visit every point, though: along one edge the column coordinate
 //! `u` is monotone and moves by at most one per point, and only points with `u` in
 //! `0..=5w` can produce a boundary, so the walk jumps (by binary search) into that window,
 //! leaves the edge when `u` leaves it, and on steep edges jumps straight to the next change
@@ -17,6 +18,9 @@ use super::{MAX_COORD, MaskError, Rle, rle::pixels};
 
 /// maskApi's upsampling factor.
 const SCALE: f64 = 5.0;
+
+/// A walk point `(u, v)`: column and row on the 5× grid.
+type Point = (i64, i64);
 
 impl Rle {
     /// One polygon `[x0, y0, x1, y1, ...]` (pixel coordinates, the COCO convention where
@@ -124,7 +128,7 @@ struct Walk {
     /// Points with `u` outside `0..=hi` cannot give a boundary (module docs).
     hi: i64,
     /// The point before the next one, `None` when it was skipped (outside the window).
-    prev: Option<(i64, i64)>,
+    prev: Option<Point>,
     /// Column-major positions `x·h + y` where a column's foreground starts or stops.
     bounds: Vec<u32>,
 }
@@ -172,7 +176,7 @@ impl Edge {
     }
 
     /// Point `d` of the walk, `(u, v)` on the 5× grid, exactly as the C loop computes it.
-    fn point(&self, d: i64) -> (i64, i64) {
+    fn point(&self, d: i64) -> Point {
         if self.flat() {
             let t = if self.flip { self.dx - d } else { d };
             (t + self.xs, c_int(self.ys as f64 + self.s * t as f64 + 0.5))
@@ -209,7 +213,9 @@ impl Walk {
         let hi = self.hi;
         let inside = |u: i64| (0..=hi).contains(&u);
         // `u` is monotone along the edge: jump to the first point in the window.
-        let mut d = if inc {
+        let mut d = if inside(e.u(0)) {
+            0
+        } else if inc {
             first_true(0, n, |d| e.u(d) >= 0)
         } else {
             first_true(0, n, |d| e.u(d) <= hi)
@@ -224,54 +230,70 @@ impl Walk {
         let mut cur = e.point(d);
         self.step(cur);
         loop {
-            // The next point whose `u` differs; points in between share `u` and make no
-            // boundary, only the last of them pairs with the next point.
-            let next = if e.flat() {
-                d + 1
-            } else {
-                let u0 = cur.0;
-                gallop(d, n, |d| e.u(d) != u0)
-            };
-            if next >= n {
+            let Some((next, p, before)) = next_change(&e, d, cur) else {
                 if d < n - 1 {
                     self.prev = Some(e.point(n - 1));
                 }
                 return;
-            }
-            let p = e.point(next);
+            };
             if !inside(p.0) {
                 self.prev = None;
                 return;
             }
-            if next - 1 > d {
-                self.prev = Some(e.point(next - 1));
-            }
+            self.prev = Some(before);
             self.step(p);
             (d, cur) = (next, p);
         }
     }
 
     /// Consecutive points `prev → p`: maskApi's downsampling of one y-boundary point.
-    fn step(&mut self, p: (i64, i64)) {
+    ///
+    /// maskApi does it in doubles: `xd = (u + .5)/5 − .5` must be an integer in
+    /// `0..=w−1`, and the row is `ceil(clamp((v + .5)/5 − .5, 0, h))`. Both are
+    /// `(n − 2)/5` for an integer `n`, which the doubles hold exactly when it is an integer
+    /// and otherwise keep at least 0.2 from any integer (far above their rounding error for
+    /// |n| < 2³¹), so the integer forms below give the same answers without the libm
+    /// `floor`/`ceil` calls. (The unit tests check them against the double version.)
+    fn step(&mut self, p: Point) {
         if let Some(q) = self.prev.replace(p)
             && p.0 != q.0
         {
-            let xd = (if p.0 < q.0 { p.0 } else { p.0 - 1 }) as f64;
-            let xd = (xd + 0.5) / SCALE - 0.5;
-            if xd.floor() != xd || xd < 0.0 || xd > f64::from(self.w - 1) {
+            let u = if p.0 < q.0 { p.0 } else { p.0 - 1 };
+            if (u - 2).rem_euclid(5) != 0 {
                 return;
             }
-            let mut yd = (p.1.min(q.1) as f64 + 0.5) / SCALE - 0.5;
-            if yd < 0.0 {
-                yd = 0.0;
-            } else if yd > f64::from(self.h) {
-                yd = f64::from(self.h);
+            let x = (u - 2) / 5;
+            if x < 0 || x >= i64::from(self.w) {
+                return;
             }
-            let yd = yd.ceil();
+            // ceil((v − 2)/5) = −floor((2 − v)/5), then the clamp to 0..=h.
+            let v = p.1.min(q.1);
+            let y = (-(2 - v).div_euclid(5)).clamp(0, i64::from(self.h));
             // C: (uint)(x·(int)h + y); x < w and y ≤ h, so this is at most h·w.
-            self.bounds.push((xd as u32) * self.h + yd as u32);
+            self.bounds.push(x as u32 * self.h + y as u32);
         }
     }
+}
+
+/// From point `d` (which is `cur`) to the next point whose `u` differs: `(index, point, the
+/// point before it)`, or `None` when `u` stays to the end of the edge. Points in between
+/// share `u` and make no boundary; only the last of them pairs with the next point. Steep
+/// edges first step a few points (near 45° `u` changes every point or two), then gallop.
+fn next_change(e: &Edge, d: i64, cur: Point) -> Option<(i64, Point, Point)> {
+    let n = e.len();
+    let (mut k, mut before) = (d + 1, cur);
+    while k < n && k <= d + 8 {
+        let p = e.point(k);
+        if p.0 != cur.0 {
+            return Some((k, p, before));
+        }
+        (k, before) = (k + 1, p);
+    }
+    if k >= n {
+        return None;
+    }
+    let k = gallop(k - 1, n, |j| e.u(j) != cur.0);
+    (k < n).then(|| (k, e.point(k), e.point(k - 1)))
 }
 
 /// The first `d` in `(from, n)` where `pred` holds (false before, true after), or `n`:
@@ -400,11 +422,15 @@ mod tests {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let mut nonempty = 0;
         for case in 0..3000 {
-            let h = 1 + (rng.f() * 40.0) as u32;
-            let w = 1 + (rng.f() * 40.0) as u32;
+            let big = if case % 10 == 0 { 300.0 } else { 40.0 };
+            let h = 1 + (rng.f() * big) as u32;
+            let w = 1 + (rng.f() * big) as u32;
             // Spread from sub-pixel to far outside (negative coordinates hit C's truncation
             // toward zero), and some on the 0.1 / 0.5 grids where rounding ties happen.
-            let spread = [0.5, 5.0, 30.0, 300.0, 3000.0][case % 5];
+            let spread = match case % 250 {
+                0 => 1e5,
+                _ => [0.5, 5.0, 30.0, 300.0, 3000.0][case % 5],
+            };
             let k = 3 + (rng.f() * 8.0) as usize;
             let (cx, cy) = (rng.f() * w as f64, rng.f() * h as f64);
             let mut xy: Vec<f64> = (0..2 * k)

@@ -37,6 +37,17 @@ impl Rle {
         Ok(Rle { h, w, counts })
     }
 
+    /// [`Rle::from_counts`] for counts as a JSON reader holds them: errors on a count
+    /// outside `0..=u32::MAX` (naming its index) before the sum check.
+    pub fn from_uncompressed(h: u32, w: u32, counts: &[i64]) -> Result<Rle, MaskError> {
+        let counts = (counts.iter().enumerate())
+            .map(|(index, &value)| {
+                u32::try_from(value).map_err(|_| MaskError::CountOutOfRange { index, value })
+            })
+            .collect::<Result<Vec<u32>, _>>()?;
+        Rle::from_counts(h, w, counts)
+    }
+
     /// Counts already known to sum to `h·w` (built by this module).
     pub(crate) fn from_valid(h: u32, w: u32, counts: Vec<u32>) -> Rle {
         debug_assert_eq!(
@@ -191,12 +202,20 @@ impl Rle {
     /// Union (`intersect == false`) or intersection of masks of one size: maskApi's
     /// `rleMerge`, pairwise left to right in O(runs). One mask gives a copy of it. Errors
     /// on no masks and on masks of different sizes (pycocotools answers a 0×0 mask).
+    ///
+    /// One deliberate difference: maskApi stops as soon as both masks are at a zero-length
+    /// run at once, which past the first run happens only in hand-made RLEs, and then
+    /// returns runs that stop short of `h·w` (pycocotools merges `[1, 0, 0, 1, 2]` and
+    /// `[1, 0, 0, 2, 1]` of a 2×2 mask to `[1]`). This walks on to the end, so the result is
+    /// the true union or intersection; wherever maskApi's result covers the image, the two
+    /// are the same.
     pub fn merge(rles: &[Rle], intersect: bool) -> Result<Rle, MaskError> {
         let first = rles.first().ok_or(MaskError::NoMasks { op: "merge" })?;
         check_sizes(rles, first.h, first.w)?;
+        let total = u64::from(first.h) * u64::from(first.w);
         let mut acc = first.counts.clone();
         for b in &rles[1..] {
-            acc = merge2(&acc, &b.counts, intersect);
+            acc = merge2(&acc, &b.counts, intersect, total);
         }
         Ok(Rle::from_valid(first.h, first.w, acc))
     }
@@ -204,7 +223,9 @@ impl Rle {
     /// IoU of every `dt` mask with every `gt` mask: pycocotools' `maskUtils.iou(dt, gt,
     /// iscrowd)` (maskApi `rleIou`, with its box gate `bbIou` on `to_bbox` boxes), as a
     /// row-major `[dt.len(), gt.len()]` vector. With `iscrowd[g]` the union is the area of
-    /// the `dt` mask. Errors when the masks differ in size (pycocotools answers −1 for such
+    /// the `dt` mask. Walks past simultaneous zero-length runs as [`Rle::merge`] does
+    /// (pycocotools stops there and answers the IoU of the pixels before). Errors when the
+    /// masks differ in size (pycocotools answers −1 for such
     /// pairs; the error's index is within `dt` or `gt`, whichever holds the odd one) or
     /// `iscrowd.len() != gt.len()`.
     pub fn iou(dt: &[Rle], gt: &[Rle], iscrowd: &[bool]) -> Result<Vec<f64>, MaskError> {
@@ -246,35 +267,79 @@ pub(crate) fn check_sizes(rles: &[Rle], h: u32, w: u32) -> Result<(), MaskError>
     }
 }
 
-/// One step of maskApi's `rleMerge`: walk both run lists at once, emitting a run whenever
-/// the merged value changes and once at the end. Both lists sum to the same total, so
-/// they run out together and the loop ends.
-fn merge2(a: &[u32], b: &[u32], intersect: bool) -> Vec<u32> {
+/// The walk over two run lists of one image that maskApi's `rleMerge` and `rleIou` share:
+/// each step advances both by the shorter current run `c` and loads the next run (flipping
+/// its value) on the side that ran out.
+///
+/// maskApi ends when both current runs are empty; the added `pos == total` only matters
+/// when both lists hold a zero-length run at the same place (see [`Rle::merge`]). While
+/// `pos < total` both lists still hold runs (each sums to `total`), so every step loads one
+/// and the walk ends.
+struct PairWalk<'a> {
+    a: &'a [u32],
+    b: &'a [u32],
+    ca: u32,
+    cb: u32,
+    ia: usize,
+    ib: usize,
+    /// Values (foreground?) of the current runs.
+    va: bool,
+    vb: bool,
+    pos: u64,
+    total: u64,
+}
+
+impl<'a> PairWalk<'a> {
+    fn new(a: &'a [u32], b: &'a [u32], total: u64) -> Self {
+        let first = |r: &[u32]| r.first().copied().unwrap_or(0);
+        PairWalk {
+            a,
+            b,
+            ca: first(a),
+            cb: first(b),
+            ia: 1,
+            ib: 1,
+            va: false,
+            vb: false,
+            pos: 0,
+            total,
+        }
+    }
+
+    /// One step: the pixels `c` consumed, and whether the walk is over.
+    fn step(&mut self) -> (u32, bool) {
+        let c = self.ca.min(self.cb);
+        self.pos += u64::from(c);
+        self.ca -= c;
+        if self.ca == 0 && self.ia < self.a.len() {
+            self.ca = self.a[self.ia];
+            self.ia += 1;
+            self.va = !self.va;
+        }
+        self.cb -= c;
+        if self.cb == 0 && self.ib < self.b.len() {
+            self.cb = self.b[self.ib];
+            self.ib += 1;
+            self.vb = !self.vb;
+        }
+        (c, self.ca == 0 && self.cb == 0 && self.pos == self.total)
+    }
+}
+
+/// One pairwise `rleMerge`: emit a run whenever the merged value changes, and at the end.
+fn merge2(a: &[u32], b: &[u32], intersect: bool, total: u64) -> Vec<u32> {
     let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut ca, mut cb) = (
-        a.first().copied().unwrap_or(0),
-        b.first().copied().unwrap_or(0),
-    );
-    let (mut v, mut va, mut vb) = (false, false, false);
-    let (mut ia, mut ib, mut cc) = (1usize, 1usize, 0u32);
+    let mut walk = PairWalk::new(a, b, total);
+    let (mut v, mut cc) = (false, 0u32);
     loop {
-        let c = ca.min(cb);
+        let (c, done) = walk.step();
         cc += c;
-        ca -= c;
-        if ca == 0 && ia < a.len() {
-            ca = a[ia];
-            ia += 1;
-            va = !va;
-        }
-        cb -= c;
-        if cb == 0 && ib < b.len() {
-            cb = b[ib];
-            ib += 1;
-            vb = !vb;
-        }
-        let done = ca == 0 && cb == 0;
         let vp = v;
-        v = if intersect { va && vb } else { va || vb };
+        v = if intersect {
+            walk.va && walk.vb
+        } else {
+            walk.va || walk.vb
+        };
         if v != vp || done {
             out.push(cc);
             cc = 0;
@@ -302,35 +367,19 @@ fn box_iou(d: &[f64; 4], g: &[f64; 4], crowd: bool) -> f64 {
 
 /// The run walk of maskApi's `rleIou` for one pair of equal-size masks.
 fn run_iou(d: &Rle, g: &Rle, crowd: bool) -> f64 {
-    let (a, b) = (&d.counts, &g.counts);
-    let (mut ca, mut cb) = (
-        a.first().copied().unwrap_or(0),
-        b.first().copied().unwrap_or(0),
-    );
-    let (mut va, mut vb) = (false, false);
-    let (mut ia, mut ib) = (1usize, 1usize);
+    let mut walk = PairWalk::new(&d.counts, &g.counts, u64::from(d.h) * u64::from(d.w));
     let (mut i, mut u) = (0u64, 0u64);
     loop {
-        let c = ca.min(cb);
+        // The values of the runs the step consumes: read before it loads the next ones.
+        let (va, vb) = (walk.va, walk.vb);
+        let (c, done) = walk.step();
         if va || vb {
             u += u64::from(c);
             if va && vb {
                 i += u64::from(c);
             }
         }
-        ca -= c;
-        if ca == 0 && ia < a.len() {
-            ca = a[ia];
-            ia += 1;
-            va = !va;
-        }
-        cb -= c;
-        if cb == 0 && ib < b.len() {
-            cb = b[ib];
-            ib += 1;
-            vb = !vb;
-        }
-        if ca == 0 && cb == 0 {
+        if done {
             break;
         }
     }
