@@ -1,4 +1,5 @@
-//! Per-model preprocessing against the reference processors.
+//! Per-model preprocessing against the reference processors (the fixture through the
+//! library's `preprocess` checker), plus edge cases the fixture does not cover.
 //!
 //! tests/fixtures/preprocess-reference.safetensors was written by
 //! tools/reference/make_preprocess_fixture.py (ultralytics 8.4.190 LetterBox, transformers
@@ -10,164 +11,20 @@
 //! - model input f32: exact (atol 0) — same f32 operations in the same order;
 //! - per-channel f64 sums of the whole input: rtol 1e-9 (summation order only);
 //! - box mappings: 1e-3 px (ultralytics/torch compute them in f32, we in f64).
-use edgedistill::Tensor;
-use edgedistill::check::Fixture;
+use edgedistill::check::{Fixture, preprocess};
 use edgedistill::data::preprocess::resize_cv2::resize_linear_cv2;
 use edgedistill::data::preprocess::resize_torch_aa::resize_bilinear_aa_torch;
 use edgedistill::data::preprocess::{
-    GroundingDinoResize, Letterbox, Placement, Preprocessed, SamResize, grounding_dino_preprocess,
-    letterbox, sam_preprocess,
+    GroundingDinoResize, SamResize, grounding_dino_preprocess, letterbox, sam_preprocess,
 };
 use image::{Rgb, RgbImage};
-use serde_json::Value;
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/preprocess-reference.safetensors"
 );
 
-fn image_from(t: &Tensor) -> RgbImage {
-    let d = t.dims();
-    assert_eq!(d.len(), 3);
-    assert_eq!(d[2], 3);
-    RgbImage::from_raw(d[1] as u32, d[0] as u32, t.to_vec::<u8>().unwrap()).unwrap()
-}
-
-/// Rows 0, s, 2s, ... of an HWC u8 image → [R, W, 3].
-fn u8_rows(img: &RgbImage, s: usize) -> Tensor {
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let rows: Vec<usize> = (0..h).step_by(s).collect();
-    let mut v = Vec::with_capacity(rows.len() * w * 3);
-    for &y in &rows {
-        v.extend_from_slice(&img.as_raw()[y * w * 3..(y + 1) * w * 3]);
-    }
-    Tensor::from_vec(v, vec![rows.len(), w, 3]).unwrap()
-}
-
-fn u8_checksum(img: &RgbImage) -> Tensor {
-    let mut out = vec![0i64; 6];
-    for (i, p) in img.as_raw().chunks_exact(3).enumerate() {
-        let wt = (i % 65521) as i64 + 1;
-        for c in 0..3 {
-            out[c * 2] += p[c] as i64;
-            out[c * 2 + 1] += p[c] as i64 * wt;
-        }
-    }
-    Tensor::from_vec(out, vec![3, 2]).unwrap()
-}
-
-/// Rows 0, s, ... of a [3, H, W] f32 tensor → [3, R, W].
-fn f32_rows(t: &Tensor, s: usize) -> Tensor {
-    let d = t.dims().to_vec();
-    let (h, w) = (d[1], d[2]);
-    let v = t.to_vec::<f32>().unwrap();
-    let rows: Vec<usize> = (0..h).step_by(s).collect();
-    let mut out = Vec::new();
-    for c in 0..3 {
-        for &y in &rows {
-            out.extend_from_slice(&v[(c * h + y) * w..(c * h + y + 1) * w]);
-        }
-    }
-    Tensor::from_vec(out, vec![3, rows.len(), w]).unwrap()
-}
-
-fn f32_sums(t: &Tensor) -> Tensor {
-    let v = t.to_vec::<f32>().unwrap();
-    let n = v.len() / 3;
-    let mut out = vec![0f64; 6];
-    for c in 0..3 {
-        for &x in &v[c * n..(c + 1) * n] {
-            out[c * 2] += x as f64;
-            out[c * 2 + 1] += x as f64 * x as f64;
-        }
-    }
-    Tensor::from_vec(out, vec![3, 2]).unwrap()
-}
-
-fn placement_tensor(p: &Placement) -> Tensor {
-    let v = [
-        p.orig_w, p.orig_h, p.new_w, p.new_h, p.left, p.top, p.input_w, p.input_h,
-    ];
-    Tensor::from_vec(v.iter().map(|&x| x as i64).collect::<Vec<_>>(), vec![8]).unwrap()
-}
-
-fn map_boxes(t: &Tensor, f: impl Fn([f32; 4]) -> [f32; 4]) -> Tensor {
-    let v = t.to_vec::<f32>().unwrap();
-    let out: Vec<f32> = v
-        .chunks_exact(4)
-        .flat_map(|b| f([b[0], b[1], b[2], b[3]]))
-        .collect();
-    Tensor::from_vec(out, t.dims().to_vec()).unwrap()
-}
-
-fn param(c: &Value, k: &str) -> u32 {
-    c["params"][k].as_u64().unwrap() as u32
-}
-
-/// Our outputs for one fixture case, under the fixture's names.
-fn run_case(fx: &Fixture, c: &Value) -> Vec<(String, Tensor)> {
-    let name = c["name"].as_str().unwrap();
-    let img = image_from(
-        &fx.tensor(&format!("inputs.{}", c["image"].as_str().unwrap()))
-            .unwrap(),
-    );
-    let boxes = fx.tensor(&format!("inputs.{name}.boxes")).unwrap();
-    let (u8img, pre): (RgbImage, Preprocessed) = match c["model"].as_str().unwrap() {
-        "letterbox" => {
-            let lb = Letterbox {
-                size: param(c, "size"),
-            };
-            (lb.apply_u8(&img).unwrap().0, lb.apply(&img).unwrap())
-        }
-        "sam" => {
-            let s = SamResize {
-                longest_edge: param(c, "longest_edge"),
-                pad_size: param(c, "pad_size"),
-            };
-            (s.apply_u8(&img).unwrap().0, s.apply(&img).unwrap())
-        }
-        "grounding_dino" => {
-            let g = GroundingDinoResize {
-                shortest_edge: param(c, "shortest_edge"),
-                longest_edge: param(c, "longest_edge"),
-            };
-            (g.apply_u8(&img).unwrap().0, g.apply(&img).unwrap())
-        }
-        m => panic!("unknown model {m}"),
-    };
-    let p = pre.placement;
-    let mapped = match c["model"].as_str().unwrap() {
-        "letterbox" => map_boxes(&boxes, |b| p.box_to_original(b)),
-        "sam" => map_boxes(&boxes, |b| p.box_to_input(b)),
-        _ => map_boxes(&boxes, |b| p.normalized_cxcywh_to_original(b)),
-    };
-    let s1 = c["u8_row_stride"].as_u64().unwrap() as usize;
-    let s2 = c["f32_row_stride"].as_u64().unwrap() as usize;
-    let o = format!("outputs.{name}");
-    let mut out = vec![
-        (format!("{o}.placement"), placement_tensor(&p)),
-        (format!("{o}.u8_rows"), u8_rows(&u8img, s1)),
-        (format!("{o}.u8_checksum"), u8_checksum(&u8img)),
-        (
-            format!("{o}.pixel_values_rows"),
-            f32_rows(&pre.pixel_values, s2),
-        ),
-        (
-            format!("{o}.pixel_values_sums"),
-            f32_sums(&pre.pixel_values),
-        ),
-        (format!("{o}.boxes"), mapped),
-    ];
-    if let Some(m) = &pre.pixel_mask {
-        let ones: i64 = m.to_vec::<u8>().unwrap().iter().map(|&v| v as i64).sum();
-        out.push((
-            format!("{o}.pixel_mask_sum"),
-            Tensor::from_vec(vec![ones], vec![1]).unwrap(),
-        ));
-    }
-    out
-}
-
+/// The replay itself is the library's `preprocess` checker (what `ed-check` runs).
 #[test]
 fn every_case_matches_the_reference_processors() {
     let fx = Fixture::open(FIXTURE).unwrap();
@@ -177,26 +34,22 @@ fn every_case_matches_the_reference_processors() {
         let t = fx.tolerance(&format!("outputs.x.{k}"));
         assert_eq!((t.atol, t.rtol), (0.0, 0.0), "{k}");
     }
-    let cases = fx.config().unwrap();
-    let cases = cases.as_array().unwrap();
-    let mut compared = 0;
-    let mut failed = Vec::new();
-    let mut per_model: std::collections::BTreeMap<String, (f64, f64)> = Default::default();
-    for c in cases {
-        for (name, ours) in run_case(&fx, c) {
-            let line = fx.compare(&name, &ours);
-            compared += 1;
-            let m = per_model
-                .entry(c["model"].as_str().unwrap().to_string())
-                .or_default();
-            if name.ends_with("u8_rows") || name.ends_with("u8_checksum") {
-                m.0 = m.0.max(line.max_abs);
-            } else if name.ends_with("pixel_values_rows") {
-                m.1 = m.1.max(line.max_abs);
-            }
-            if !line.pass {
-                failed.push(line.to_string());
-            }
+    let lines = preprocess::check(&fx).unwrap();
+    let failed: Vec<String> = lines
+        .iter()
+        .filter(|l| !l.pass)
+        .map(|l| l.to_string())
+        .collect();
+    // largest differences per model, for the log
+    let mut per_model: std::collections::BTreeMap<&str, (f64, f64)> = Default::default();
+    for l in &lines {
+        let m = per_model
+            .entry(l.name.split('.').nth(1).unwrap_or("?"))
+            .or_default();
+        if l.name.ends_with("u8_rows") || l.name.ends_with("u8_checksum") {
+            m.0 = m.0.max(l.max_abs);
+        } else if l.name.ends_with("pixel_values_rows") {
+            m.1 = m.1.max(l.max_abs);
         }
     }
     for (m, (u8d, f32d)) in &per_model {
@@ -204,19 +57,22 @@ fn every_case_matches_the_reference_processors() {
     }
     assert!(
         failed.is_empty(),
-        "{} of {compared} differ:\n{}",
+        "{} of {} differ:\n{}",
         failed.len(),
+        lines.len(),
         failed.join("\n")
     );
     assert_eq!(
-        compared,
+        lines.len(),
         fx.names_with_prefix("outputs.").len(),
         "every output compared"
     );
+    let cases = fx.config().unwrap().as_array().map_or(0, Vec::len);
     assert!(
-        cases.len() >= 20 && compared >= 130,
-        "{} cases, {compared} tensors",
-        cases.len()
+        cases >= 20 && lines.len() >= 130 && per_model.len() == 3,
+        "{cases} cases, {} tensors, models {:?}",
+        lines.len(),
+        per_model.keys()
     );
 }
 

@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod fixture;
 pub mod ops;
+pub mod preprocess;
 pub mod tolerance;
 
 pub use compare::{CheckLine, compare_tensors, compare_values};
@@ -15,12 +16,13 @@ use std::io::Write;
 use std::path::Path;
 
 /// Kinds with a checker (the arms of `run_kind`).
-pub const KNOWN_KINDS: &[&str] = &["ops"];
+pub const KNOWN_KINDS: &[&str] = &["ops", "preprocess"];
 
 /// Run the checker for `kind` on `fx`: one line per compared tensor.
 pub fn run_kind(kind: &str, fx: &Fixture) -> Result<Vec<CheckLine>> {
     match kind {
         "ops" => ops::check(fx),
+        "preprocess" => preprocess::check(fx),
         // "yolov8-seg" => crate::models::yolov8::check(fx), ... as checkers land.
         _ => {
             let known = if KNOWN_KINDS.is_empty() {
