@@ -804,10 +804,21 @@ fn annotation_to_label(
             let from_rle = mask.is_some();
             let bbox = match (&a.bbox, mask) {
                 (Some(b), _) => b.clone(),
-                (None, Some(Segmentation::Rle { size, counts })) => match rle_bbox(*size, counts) {
-                    Ok(b) => b.to_vec(),
-                    Err(msg) => return skip("bad_rle", msg),
-                },
+                (None, Some(Segmentation::Rle { size, counts })) => {
+                    if f64::from(size[0]) != h || f64::from(size[1]) != w {
+                        return skip(
+                            "bad_rle",
+                            format!(
+                                "RLE size {}×{} is not the image size {h}×{w} (height×width)",
+                                size[0], size[1]
+                            ),
+                        );
+                    }
+                    match rle_bbox(*size, counts) {
+                        Ok(b) => b.to_vec(),
+                        Err(msg) => return skip("bad_rle", msg),
+                    }
+                }
                 _ => {
                     return skip("no_geometry", "neither bbox nor segmentation".into());
                 }
@@ -927,7 +938,8 @@ fn decode_rle_string(s: &str) -> std::result::Result<Vec<u64>, String> {
         let (mut x, mut k, mut more) = (0i64, 0u32, true);
         while more {
             let c = i64::from(*b.get(p).ok_or("RLE string ends inside a count")?) - 48;
-            if !(0..64).contains(&c) || k > 12 {
+            // 12 groups of 5 bits cover any count; more would overflow the shifts.
+            if !(0..64).contains(&c) || k >= 12 {
                 return Err(format!("RLE string has a bad character at {p}"));
             }
             x |= (c & 0x1f) << (5 * k);
@@ -939,7 +951,9 @@ fn decode_rle_string(s: &str) -> std::result::Result<Vec<u64>, String> {
             }
         }
         if counts.len() > 2 {
-            x += counts[counts.len() - 2];
+            x = x
+                .checked_add(counts[counts.len() - 2])
+                .ok_or("RLE string decodes to a count out of range")?;
         }
         counts.push(x);
     }

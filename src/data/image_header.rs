@@ -125,21 +125,16 @@ fn jpeg<R: Read + Seek>(r: &mut R) -> std::result::Result<ImageHeader, String> {
         .map_err(|e| format!("seek failed: {e}"))?;
     let mut orientation = None;
     loop {
-        // A marker is 0xFF, any number of 0xFF fill bytes, then the code.
-        let [ff] = exact::<_, 1>(r, "JPEG marker list")?;
-        if ff != 0xFF {
-            return Err(format!(
-                "JPEG: expected a marker (0xFF), found 0x{ff:02X} between segments"
-            ));
-        }
+        // A marker is 0xFF, any number of 0xFF fill bytes, then the code. Stray bytes
+        // before it are skipped, as libjpeg does (with a warning) and decoders accept.
+        while exact::<_, 1>(r, "JPEG marker list")? != [0xFF] {}
         let mut code = 0xFF;
         while code == 0xFF {
             [code] = exact::<_, 1>(r, "JPEG marker list")?;
         }
         match code {
-            // Stand-alone markers carry no length.
-            0x01 | 0xD0..=0xD7 => continue,
-            0x00 => return Err("JPEG: stray 0xFF00 between segments".into()),
+            // Stand-alone markers carry no length; a stuffed 0xFF00 is not a marker.
+            0x00 | 0x01 | 0xD0..=0xD7 => continue,
             0xD8 => return Err("JPEG: a second start-of-image marker".into()),
             0xD9 | 0xDA => {
                 return Err("JPEG: no frame header (SOFn) before the image data".into());
@@ -312,7 +307,7 @@ mod tests {
         } else {
             vec![0x49, 0x49, 42, 0, 8, 0, 0, 0, 1, 0]
         };
-        let mut entry = |v: u16| {
+        let entry = |v: u16| {
             if big {
                 v.to_be_bytes()
             } else {
@@ -338,16 +333,17 @@ mod tests {
             assert_eq!(exif_orientation(&exif(true, o)), o as u8);
         }
         assert_eq!(exif_orientation(&exif(false, 9)), 1);
-        assert_eq!(exif_orientation(&exif(false, 6)[..20]), 1);
+        assert_eq!(exif_orientation(&exif(false, 6)[..19]), 1);
         assert_eq!(exif_orientation(b"garbage"), 1);
     }
 
     #[test]
     fn jpeg_fill_bytes_and_restart_markers() {
-        // SOI, fill bytes, RST0 (no length), APP0 of 4 bytes, SOF0 100 tall × 300 wide.
+        // SOI, fill bytes, RST0 (no length), APP0 of 4 bytes, two stray bytes and a stuffed
+        // 0xFF00, SOF0 100 tall × 300 wide.
         let b = [
-            0xFF, 0xD8, 0xFF, 0xFF, 0xD0, 0xFF, 0xE0, 0, 4, 1, 2, 0xFF, 0xC0, 0, 11, 8, 0, 100, 1,
-            44, 3, 0, 0, 0, 0, 0, 0,
+            0xFF, 0xD8, 0xFF, 0xFF, 0xD0, 0xFF, 0xE0, 0, 4, 1, 2, 0x00, 0x12, 0xFF, 0x00, 0xFF,
+            0xC0, 0, 11, 8, 0, 100, 1, 44, 3, 0, 0, 0, 0, 0, 0,
         ];
         let h = header_from_bytes(&b).unwrap();
         assert_eq!((h.stored_width, h.stored_height), (300, 100));

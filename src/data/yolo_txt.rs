@@ -183,14 +183,20 @@ pub fn write_line(out: &mut String, label: &YoloLabel) {
     out.push('\n');
 }
 
-/// A value in [0, 1] with 10 significant digits, like C's `%.10g` without the exponent.
+/// A value in [0, 1] with 10 significant digits, like C's `%.10g` (an exponent only below
+/// 1e-10, where it is written exactly).
 pub fn push_coord(out: &mut String, v: f64) {
     if v == 0.0 || !v.is_finite() {
         out.push_str(if v.is_finite() { "0" } else { "nan" });
         return;
     }
     let magnitude = v.abs().log10().floor() as i32; // -1 for 0.1..1
-    let decimals = (9 - magnitude).clamp(0, 20) as usize;
+    if magnitude < -10 {
+        // Far below a pixel; the shortest exact form beats 20+ zeros.
+        let _ = write!(out, "{v:e}");
+        return;
+    }
+    let decimals = (9 - magnitude).max(0) as usize;
     let start = out.len();
     let _ = write!(out, "{v:.decimals$}");
     if out[start..].contains('.') {
@@ -423,7 +429,15 @@ mod tests {
         assert_eq!(f(0.1 + 0.2), "0.3");
         assert_eq!(f(0.123456789012), "0.123456789");
         assert_eq!(f(1.23456789012e-7), "0.000000123456789");
-        for v in [1e-9, 3.3e-5, 0.7071067811865476, 0.999999999999] {
+        assert_eq!(f(1.5e-25), "1.5e-25");
+        for v in [
+            1e-9,
+            3.3e-5,
+            0.7071067811865476,
+            0.999999999999,
+            1e-10,
+            2.2e-308,
+        ] {
             let back: f64 = f(v).parse().unwrap();
             assert!((back - v).abs() <= 5e-10 * v, "{v} -> {}", f(v));
         }
