@@ -829,9 +829,8 @@ fn annotation_to_label(
                     format!("bbox has {} values (x, y, w, h expected)", bbox.len()),
                 );
             };
-            if !(bw > 0.0 && bh > 0.0 && x.is_finite() && y.is_finite())
-                || !(bw.is_finite() && bh.is_finite())
-            {
+            let finite = [x, y, bw, bh].iter().all(|v| v.is_finite());
+            if !(finite && bw > 0.0 && bh > 0.0) {
                 return skip(
                     "bad_bbox",
                     format!("bbox [{x}, {y}, {bw}, {bh}] is empty or not finite"),
