@@ -625,10 +625,14 @@ fn the_tool_converts_reports_and_exits_by_outcome() {
         &out_s,
         "--out-labels",
         &s(&back),
-        "--quiet",
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("label files: 2"), "{stdout}");
+    // Without --quiet the progress reporter closes with count, time and rate on stderr.
+    assert!(
+        err.contains("label files: 2 in ") && err.contains("/s)"),
+        "{err}"
+    );
     assert_eq!(
         std::fs::read_to_string(d.join("yolo/names.txt")).unwrap(),
         "thing\n"
