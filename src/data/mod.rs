@@ -4,16 +4,20 @@
 pub mod augment;
 pub mod classes;
 pub mod coco;
+pub mod convert;
 pub mod dataset;
 pub mod image;
+pub mod image_header;
 pub mod loader;
 pub mod masks;
 pub mod preprocess;
 pub mod problem;
+pub mod progress;
 pub mod sample;
 pub mod seg_mask;
 pub mod split;
 pub mod validate;
+pub mod yolo_txt;
 
 pub use classes::ClassMap;
 pub use coco::{Annotation, Category, Coco, Image, RleCounts, Segmentation};

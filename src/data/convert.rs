@@ -1,0 +1,1005 @@
+//! Dataset conversion between YOLO label text and COCO JSON (the library side of
+//! `ed-convert`).
+//!
+//! **YOLO → COCO** ([`yolo_to_coco`]). Images are found under the images folder (and its
+//! subfolders; symlinked folders are not followed, and said so) by extension `jpg`, `jpeg`,
+//! `png` or `bmp` in any letter case; labels are the `.txt` files under the labels folder.
+//! An image and a label file belong together when their paths relative to their folders
+//! are equal without the extension: `train/a.JPG` ↔ `train/a.txt`. Stems are compared
+//! exactly (Linux file names are case-sensitive), extensions case-insensitively. Two
+//! images with one stem (`a.jpg` and `a.png`) are ambiguous: both are left out and a
+//! problem names them. An image without a label file is an image with no objects.
+//! - `file_name` = the image path relative to the images folder (`/`-separated);
+//!   `width`/`height` from the file header, as displayed (EXIF orientation applied);
+//! - image ids 1..N in sorted `file_name` order, annotation ids 1..M in image then line
+//!   order, so the same input always gives byte-identical JSON, whatever the thread count;
+//! - category ids 1..n in names order (`category_id` = YOLO class + 1), no supercategory;
+//! - a detection line gives `bbox` = `[(cx − w/2)·W, (cy − h/2)·H, w·W, h·H]`, `area` =
+//!   bbox area, no `segmentation`;
+//! - a segmentation line gives one polygon in pixels, `bbox` = its tight extent, and no
+//!   `area`: COCO's area is the rasterised mask's pixel count (pycocotools), not the
+//!   polygon's geometric area, and `ed-validate` fills it from the mask;
+//! - `iscrowd` 0 everywhere.
+//!
+//! **COCO → YOLO** ([`coco_to_yolo`]). Class index = position of the category when
+//! categories are sorted by id; the names file lists them in that order. One label file per
+//! image at `file_name` with the extension replaced by `.txt` (empty when the image has no
+//! objects). Per annotation:
+//! - polygons → a segmentation line; several parts are joined into one polygon by
+//!   zero-width bridges between the parts' first points, walked there and back, so the
+//!   filled area is unchanged (ultralytics' `merge_multi_segment` bridges nearest points
+//!   instead; the rasterised mask is the same);
+//! - an RLE mask → its box as a detection line (tracing the mask's outline is not done
+//!   here), counted in the summary as "RLE masks written as boxes";
+//! - a box only → a detection line;
+//! - `iscrowd` 1 → skipped and counted (YOLO has no crowd regions; ultralytics skips them
+//!   too);
+//! - normalised coordinates outside [0, 1] are clipped (our reader rejects them) and the
+//!   annotations so changed are counted.
+//!
+//! Nothing is dropped silently: every record not converted is a [`ConvertProblem`] naming
+//! its file and record (`labels/a.txt:12`, `coco.json: annotation 17`), and the reports
+//! count everything else that was changed or skipped.
+use super::coco::{Annotation, Category, Coco, Image, RleCounts, Segmentation};
+use super::image_header::read_header;
+use super::problem::{Problem, RecordKind};
+use super::progress::Progress;
+use super::yolo_txt::{YoloLabel, YoloShape, parse_labels, write_line};
+use crate::io::atomic::write_atomic;
+use crate::{Error, Result};
+use rayon::prelude::*;
+use serde_json::Map;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+/// Image extensions we convert (compared case-insensitively).
+pub const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "bmp"];
+
+/// A problem with the file it was found in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvertProblem {
+    pub path: PathBuf,
+    pub problem: Problem,
+}
+
+impl ConvertProblem {
+    fn file(path: &Path, code: &'static str, msg: String) -> Self {
+        ConvertProblem {
+            path: path.to_path_buf(),
+            problem: Problem::new(RecordKind::File, None, code, msg),
+        }
+    }
+}
+
+impl fmt::Display for ConvertProblem {
+    /// `labels/a.txt:12: msg`, `data.json: annotation 7: msg`, `images/b.jpg: msg`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &self.problem;
+        let path = self.path.display();
+        match (p.kind, p.id) {
+            (RecordKind::Line, Some(line)) => write!(f, "{path}:{line}: {}", p.msg),
+            (RecordKind::File, _) => write!(f, "{path}: {}", p.msg),
+            _ => write!(f, "{path}: {}: {}", p.record(), p.msg),
+        }
+    }
+}
+
+/// What [`yolo_to_coco`] did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct YoloToCocoReport {
+    /// Images written to the COCO file.
+    pub images: usize,
+    /// Annotations written (detection + segmentation lines).
+    pub annotations: usize,
+    pub detection_lines: usize,
+    pub segmentation_lines: usize,
+    /// Label lines not converted (each has a problem).
+    pub skipped_lines: usize,
+    /// Images with no label file (kept, with no objects).
+    pub images_without_labels: usize,
+    /// Label files with no image (not converted; each has a problem).
+    pub labels_without_images: usize,
+    /// Images whose header could not be read, and ambiguous stems (left out).
+    pub images_skipped: usize,
+    /// Files in the images folder that are not jpg/jpeg/png/bmp (ignored).
+    pub other_files: usize,
+    pub problems: Vec<ConvertProblem>,
+}
+
+impl YoloToCocoReport {
+    /// The closing summary, one fact per line.
+    pub fn summary(&self) -> Vec<String> {
+        vec![
+            format!("images: {}", self.images),
+            format!(
+                "annotations: {} ({} boxes, {} polygons)",
+                self.annotations, self.detection_lines, self.segmentation_lines
+            ),
+            format!("skipped lines: {}", self.skipped_lines),
+            format!("images without labels: {}", self.images_without_labels),
+            format!("labels without images: {}", self.labels_without_images),
+            format!(
+                "images skipped (unreadable or ambiguous): {}",
+                self.images_skipped
+            ),
+            format!(
+                "other files in the images folder (ignored): {}",
+                self.other_files
+            ),
+            format!("problems: {}", self.problems.len()),
+        ]
+    }
+}
+
+/// A file found under a root: its path relative to the root, and the full path.
+struct Found {
+    rel: PathBuf,
+    full: PathBuf,
+}
+
+/// Every regular file under `root` (symlinks to files included), sorted by relative path.
+/// Symlinked folders are not followed (a loop would never end); each is a problem.
+fn walk(root: &Path, problems: &mut Vec<ConvertProblem>) -> Result<Vec<Found>> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = root.join(&rel);
+        let io = |source| Error::Io {
+            path: dir.clone(),
+            source,
+        };
+        for entry in std::fs::read_dir(&dir).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let rel = rel.join(entry.file_name());
+            let full = entry.path();
+            let ty = entry.file_type().map_err(io)?;
+            if ty.is_dir() {
+                stack.push(rel);
+            } else if ty.is_file() {
+                out.push(Found { rel, full });
+            } else if ty.is_symlink() {
+                match std::fs::metadata(&full) {
+                    Ok(m) if m.is_file() => out.push(Found { rel, full }),
+                    Ok(m) if m.is_dir() => problems.push(ConvertProblem::file(
+                        &full,
+                        "symlinked_folder",
+                        "symlinked folder not followed".into(),
+                    )),
+                    Ok(_) => {}
+                    Err(e) => problems.push(ConvertProblem::file(
+                        &full,
+                        "broken_link",
+                        format!("cannot follow link: {e}"),
+                    )),
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(out)
+}
+
+fn has_ext(p: &Path, exts: &[&str]) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| exts.iter().any(|x| e.eq_ignore_ascii_case(x)))
+}
+
+/// One image's result, made in parallel and merged in order.
+struct ImageOut {
+    image: Option<Image>,
+    labels: Vec<YoloLabel>,
+    problems: Vec<ConvertProblem>,
+    skipped_lines: usize,
+}
+
+/// Converts a YOLO dataset to COCO (see the module docs for every rule). `names` are the
+/// class names in class order. Fatal only when a folder cannot be listed; everything else
+/// is a problem in the report.
+pub fn yolo_to_coco(
+    images_dir: &Path,
+    labels_dir: &Path,
+    names: &[String],
+    progress: &Progress,
+) -> Result<(Coco, YoloToCocoReport)> {
+    let mut report = YoloToCocoReport::default();
+    let mut problems = Vec::new();
+    let (images, others): (Vec<Found>, Vec<Found>) = walk(images_dir, &mut problems)?
+        .into_iter()
+        .partition(|f| has_ext(&f.rel, &IMAGE_EXTENSIONS));
+    // Label files keyed by their extension-less relative path.
+    let mut labels: BTreeMap<PathBuf, Found> = walk(labels_dir, &mut problems)?
+        .into_iter()
+        .filter(|f| has_ext(&f.rel, &["txt"]))
+        .map(|f| (f.rel.with_extension(""), f))
+        .collect();
+    // When labels sit beside the images, the images folder's .txt files are labels, not
+    // "other files".
+    let same_dir = images_dir.canonicalize().ok() == labels_dir.canonicalize().ok();
+    report.other_files = others
+        .iter()
+        .filter(|f| !(same_dir && has_ext(&f.rel, &["txt"])))
+        .count();
+
+    // Group images by stem: one image per stem is a pair, more is ambiguous.
+    let mut by_stem: BTreeMap<PathBuf, Vec<Found>> = BTreeMap::new();
+    for f in images {
+        by_stem.entry(f.rel.with_extension("")).or_default().push(f);
+    }
+    let mut work: Vec<(Found, Option<Found>)> = Vec::with_capacity(by_stem.len());
+    for (stem, mut group) in by_stem {
+        let label = labels.remove(&stem);
+        if group.len() > 1 {
+            let list: Vec<String> = group.iter().map(|f| f.rel.display().to_string()).collect();
+            let lbl = label.as_ref().map_or("no label file".into(), |l| {
+                format!("label {}", l.full.display())
+            });
+            problems.push(ConvertProblem::file(
+                &images_dir.join(&stem),
+                "ambiguous_stem",
+                format!(
+                    "images {} share one stem ({lbl}); all left out: rename so each stem is one image",
+                    list.join(" and ")
+                ),
+            ));
+            report.images_skipped += group.len();
+            continue;
+        }
+        if let Some(img) = group.pop() {
+            work.push((img, label));
+        }
+    }
+    for (_, l) in labels {
+        report.labels_without_images += 1;
+        problems.push(ConvertProblem::file(
+            &l.full,
+            "label_without_image",
+            format!(
+                "no image with this stem (.{}) in {}; its lines are not converted",
+                IMAGE_EXTENSIONS.join("/."),
+                images_dir.display()
+            ),
+        ));
+    }
+    // file_name order decides image ids; relative paths sort the same way except for
+    // separators, so sort on the string itself.
+    let name_of = |p: &Path| {
+        p.components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    work.sort_by_cached_key(|(img, _)| name_of(&img.rel));
+    progress.set_total(work.len() as u64);
+    report.images_without_labels = work.iter().filter(|(_, l)| l.is_none()).count();
+
+    let outs: Vec<ImageOut> = work
+        .par_iter()
+        .map(|(img, label)| {
+            let out = convert_one(img, label.as_ref(), &name_of(&img.rel), names.len());
+            progress.inc(1);
+            out
+        })
+        .collect();
+    progress.finish();
+
+    let mut coco = Coco {
+        categories: names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Category {
+                id: i as u64 + 1,
+                name: n.clone(),
+                supercategory: None,
+                extra: Map::new(),
+            })
+            .collect(),
+        ..Coco::default()
+    };
+    for out in outs {
+        problems.extend(out.problems);
+        report.skipped_lines += out.skipped_lines;
+        let Some(mut image) = out.image else {
+            report.images_skipped += 1;
+            continue;
+        };
+        image.id = coco.images.len() as u64 + 1;
+        let (w, h) = (
+            f64::from(image.width.unwrap_or(0)),
+            f64::from(image.height.unwrap_or(0)),
+        );
+        for l in out.labels {
+            let id = coco.annotations.len() as u64 + 1;
+            match l.shape {
+                YoloShape::Box { .. } => report.detection_lines += 1,
+                YoloShape::Polygon(_) => report.segmentation_lines += 1,
+            }
+            coco.annotations
+                .push(label_to_annotation(&l, id, image.id, w, h));
+        }
+        coco.images.push(image);
+    }
+    report.images = coco.images.len();
+    report.annotations = coco.annotations.len();
+    report.problems = problems;
+    Ok((coco, report))
+}
+
+fn convert_one(img: &Found, label: Option<&Found>, file_name: &str, nc: usize) -> ImageOut {
+    let mut out = ImageOut {
+        image: None,
+        labels: Vec::new(),
+        problems: Vec::new(),
+        skipped_lines: 0,
+    };
+    let header = match read_header(&img.full) {
+        Ok(h) => h,
+        Err(e) => {
+            let msg = match e {
+                Error::Format { msg, .. } => msg,
+                other => other.to_string(),
+            };
+            let and_labels = label.map_or(String::new(), |l| {
+                format!("; labels {} not converted", l.full.display())
+            });
+            out.problems.push(ConvertProblem::file(
+                &img.full,
+                "bad_image",
+                format!("cannot read the image size: {msg}{and_labels}"),
+            ));
+            return out;
+        }
+    };
+    let (w, h) = header.display_size();
+    if let Some(l) = label {
+        match std::fs::read(&l.full) {
+            Ok(bytes) => {
+                let (labels, problems) = parse_labels(&bytes, Some(nc));
+                out.skipped_lines = problems.len();
+                out.problems
+                    .extend(problems.into_iter().map(|problem| ConvertProblem {
+                        path: l.full.clone(),
+                        problem,
+                    }));
+                out.labels = labels.into_iter().map(|(_, l)| l).collect();
+            }
+            Err(e) => out.problems.push(ConvertProblem::file(
+                &l.full,
+                "unreadable_labels",
+                format!("cannot read the label file: {e}"),
+            )),
+        }
+    }
+    out.image = Some(Image {
+        id: 0,
+        file_name: file_name.into(),
+        width: Some(w),
+        height: Some(h),
+        extra: Map::new(),
+    });
+    out
+}
+
+/// One YOLO label as a COCO annotation on a `w`×`h` image (rules in the module docs).
+pub fn label_to_annotation(l: &YoloLabel, id: u64, image_id: u64, w: f64, h: f64) -> Annotation {
+    let (bbox, area, segmentation) = match &l.shape {
+        YoloShape::Box {
+            cx,
+            cy,
+            w: bw,
+            h: bh,
+        } => {
+            let (pw, ph) = (bw * w, bh * h);
+            (
+                vec![(cx - bw / 2.0) * w, (cy - bh / 2.0) * h, pw, ph],
+                Some(pw * ph),
+                None,
+            )
+        }
+        YoloShape::Polygon(pts) => {
+            let flat: Vec<f64> = pts.iter().flat_map(|[x, y]| [x * w, y * h]).collect();
+            let [x0, y0, x1, y1] = l.extent();
+            let bbox = vec![x0 * w, y0 * h, (x1 - x0) * w, (y1 - y0) * h];
+            (bbox, None, Some(Segmentation::Polygons(vec![flat])))
+        }
+    };
+    Annotation {
+        id,
+        image_id,
+        category_id: l.class as u64 + 1,
+        bbox: Some(bbox),
+        area,
+        segmentation,
+        iscrowd: Some(0),
+        extra: Map::new(),
+    }
+}
+
+/// What [`coco_to_yolo`] did (or, from [`plan_coco_to_yolo`], will do).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CocoToYoloReport {
+    /// Label files (one per image).
+    pub label_files: usize,
+    pub detection_lines: usize,
+    pub segmentation_lines: usize,
+    /// Annotations with only an RLE mask, written as their box.
+    pub rle_as_boxes: usize,
+    /// Polygons of several parts joined into one.
+    pub multi_part_polygons: usize,
+    /// Crowd annotations left out.
+    pub crowd_skipped: usize,
+    /// Annotations whose normalised coordinates were clipped to [0, 1].
+    pub clipped: usize,
+    /// Annotations not converted (each has a problem).
+    pub annotations_skipped: usize,
+    /// Images without a label file (each has a problem).
+    pub images_skipped: usize,
+    pub problems: Vec<ConvertProblem>,
+}
+
+impl CocoToYoloReport {
+    /// The closing summary, one fact per line.
+    pub fn summary(&self) -> Vec<String> {
+        vec![
+            format!("label files: {}", self.label_files),
+            format!(
+                "lines: {} ({} boxes, {} polygons)",
+                self.detection_lines + self.segmentation_lines,
+                self.detection_lines,
+                self.segmentation_lines
+            ),
+            format!("rle masks written as boxes: {}", self.rle_as_boxes),
+            format!("multi-part polygons joined: {}", self.multi_part_polygons),
+            format!("crowd annotations skipped: {}", self.crowd_skipped),
+            format!("annotations clipped to the image: {}", self.clipped),
+            format!("annotations skipped: {}", self.annotations_skipped),
+            format!("images skipped: {}", self.images_skipped),
+            format!("problems: {}", self.problems.len()),
+        ]
+    }
+}
+
+/// A label file to write: path relative to the labels folder, and its text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabelFile {
+    pub rel: PathBuf,
+    pub text: String,
+}
+
+/// The YOLO side of a COCO dataset, not yet written: class names (categories sorted by
+/// id), one label file per image, and the report. `source` names the COCO file in
+/// problems. Category names that cannot be a names.txt line (empty, a line break, given
+/// twice) are an error: class indices would shift.
+pub fn plan_coco_to_yolo(
+    coco: &Coco,
+    source: &Path,
+) -> Result<(Vec<String>, Vec<LabelFile>, CocoToYoloReport)> {
+    let mut report = CocoToYoloReport::default();
+    let src = source.display().to_string();
+    let problem = |kind, id: u64, code, msg: String| ConvertProblem {
+        path: source.to_path_buf(),
+        problem: Problem::new(kind, Some(id), code, msg),
+    };
+
+    let mut cats: Vec<&Category> = coco.categories.iter().collect();
+    cats.sort_by_key(|c| c.id);
+    let mut class_of = HashMap::new();
+    let mut names: Vec<String> = Vec::new();
+    for c in cats {
+        let err = |msg: String| Error::Format {
+            path: src.clone(),
+            record: format!("category {}", c.id),
+            msg,
+        };
+        if class_of.contains_key(&c.id) {
+            return Err(err("category id given twice".into()));
+        }
+        let name = c.name.trim();
+        if name.is_empty() || name.contains(['\n', '\r']) {
+            return Err(err(format!(
+                "name {:?} cannot be a names.txt line (empty or a line break)",
+                c.name
+            )));
+        }
+        if let Some(first) = names.iter().position(|n| n == name) {
+            return Err(err(format!(
+                "name \"{name}\" is also the name of class {first}; YOLO names must be unique"
+            )));
+        }
+        class_of.insert(c.id, names.len());
+        names.push(name.to_string());
+    }
+
+    // Images by id, each with its label path; two images on one label path keep the first.
+    let mut by_id: HashMap<u64, usize> = HashMap::new();
+    let mut taken: HashMap<PathBuf, u64> = HashMap::new();
+    let mut usable: Vec<Option<PathBuf>> = vec![None; coco.images.len()];
+    for (i, img) in coco.images.iter().enumerate() {
+        if by_id.contains_key(&img.id) {
+            report.images_skipped += 1;
+            report.problems.push(problem(
+                RecordKind::Image,
+                img.id,
+                "duplicate_image_id",
+                "image id given twice; the later record is left out".into(),
+            ));
+            continue;
+        }
+        by_id.insert(img.id, i);
+        let rel = match label_rel_path(&img.file_name) {
+            Ok(r) => r,
+            Err(msg) => {
+                report.images_skipped += 1;
+                report
+                    .problems
+                    .push(problem(RecordKind::Image, img.id, "bad_file_name", msg));
+                continue;
+            }
+        };
+        if let Some(&other) = taken.get(&rel) {
+            report.images_skipped += 1;
+            report.problems.push(problem(
+                RecordKind::Image,
+                img.id,
+                "label_path_clash",
+                format!(
+                    "{} has the label path {} of image {other}; left out",
+                    img.file_name,
+                    rel.display()
+                ),
+            ));
+            continue;
+        }
+        taken.insert(rel.clone(), img.id);
+        match (img.width, img.height) {
+            (Some(w), Some(h)) if w > 0 && h > 0 => usable[i] = Some(rel),
+            _ => {
+                report.images_skipped += 1;
+                report.problems.push(problem(
+                    RecordKind::Image,
+                    img.id,
+                    "no_size",
+                    "no positive width/height (needed to normalise; run ed-validate first)".into(),
+                ));
+            }
+        }
+    }
+    // Annotations go to the first image record of their id.
+    let mut anns_of: Vec<Vec<&Annotation>> = vec![Vec::new(); coco.images.len()];
+    for a in &coco.annotations {
+        match by_id.get(&a.image_id) {
+            Some(&i) if usable[i].is_some() => anns_of[i].push(a),
+            Some(_) => {
+                report.annotations_skipped += 1;
+                report.problems.push(problem(
+                    RecordKind::Annotation,
+                    a.id,
+                    "image_skipped",
+                    format!(
+                        "its image {} is left out (see that image's problem)",
+                        a.image_id
+                    ),
+                ));
+            }
+            None => {
+                report.annotations_skipped += 1;
+                report.problems.push(problem(
+                    RecordKind::Annotation,
+                    a.id,
+                    "unknown_image_id",
+                    format!("image_id {} is not an image of this file", a.image_id),
+                ));
+            }
+        }
+    }
+
+    let results: Vec<(LabelFile, Vec<LineOutcome>)> = coco
+        .images
+        .par_iter()
+        .zip(usable.par_iter())
+        .zip(anns_of.par_iter())
+        .filter_map(|((img, rel), anns)| {
+            let rel = rel.as_ref()?;
+            let (w, h) = (
+                f64::from(img.width.unwrap_or(1)),
+                f64::from(img.height.unwrap_or(1)),
+            );
+            let mut text = String::new();
+            let outcomes = anns
+                .iter()
+                .map(|a| {
+                    let o = annotation_to_label(a, &class_of, w, h);
+                    if let LineOutcome::Line { label, .. } = &o {
+                        write_line(&mut text, label);
+                    }
+                    o
+                })
+                .collect();
+            Some((
+                LabelFile {
+                    rel: rel.clone(),
+                    text,
+                },
+                outcomes,
+            ))
+        })
+        .collect();
+
+    let mut files = Vec::with_capacity(results.len());
+    for (file, outcomes) in results {
+        for o in outcomes {
+            match o {
+                LineOutcome::Line {
+                    label,
+                    from_rle,
+                    parts,
+                    clipped,
+                } => {
+                    match label.shape {
+                        YoloShape::Box { .. } => report.detection_lines += 1,
+                        YoloShape::Polygon(_) => report.segmentation_lines += 1,
+                    }
+                    report.rle_as_boxes += usize::from(from_rle);
+                    report.multi_part_polygons += usize::from(parts > 1);
+                    report.clipped += usize::from(clipped);
+                }
+                LineOutcome::Crowd => report.crowd_skipped += 1,
+                LineOutcome::Skip { id, code, msg } => {
+                    report.annotations_skipped += 1;
+                    report
+                        .problems
+                        .push(problem(RecordKind::Annotation, id, code, msg));
+                }
+            }
+        }
+        files.push(file);
+    }
+    report.label_files = files.len();
+    Ok((names, files, report))
+}
+
+/// Writes the planned label files under `labels_dir` and the names file, each atomically.
+pub fn write_yolo(
+    labels_dir: &Path,
+    names_path: &Path,
+    names: &[String],
+    files: &[LabelFile],
+    progress: &Progress,
+) -> Result<()> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    std::fs::create_dir_all(labels_dir).map_err(io(labels_dir))?;
+    if let Some(parent) = names_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    files.par_iter().try_for_each(|f| {
+        let path = labels_dir.join(&f.rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        write_atomic(&path, |w| w.write_all(f.text.as_bytes()).map_err(io(&path)))?;
+        progress.inc(1);
+        Ok::<_, Error>(())
+    })?;
+    progress.finish();
+    let text = super::yolo_txt::names_text(names);
+    write_atomic(names_path, |w| {
+        w.write_all(text.as_bytes()).map_err(io(names_path))
+    })
+}
+
+/// Plans and writes in one call: see [`plan_coco_to_yolo`] and [`write_yolo`].
+pub fn coco_to_yolo(
+    coco: &Coco,
+    source: &Path,
+    labels_dir: &Path,
+    names_path: &Path,
+    progress: &Progress,
+) -> Result<CocoToYoloReport> {
+    let (names, files, report) = plan_coco_to_yolo(coco, source)?;
+    write_yolo(labels_dir, names_path, &names, &files, progress)?;
+    Ok(report)
+}
+
+/// `file_name` → relative label path (`a/b.jpg` → `a/b.txt`). Refuses absolute paths and
+/// `..`, which would write outside the labels folder.
+fn label_rel_path(file_name: &str) -> std::result::Result<PathBuf, String> {
+    let p = Path::new(file_name);
+    let mut rel = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(part) => rel.push(part),
+            Component::CurDir => {}
+            _ => {
+                return Err(format!(
+                    "file_name \"{file_name}\" is absolute or leaves its folder (..); \
+                     the label file would be written outside the labels folder"
+                ));
+            }
+        }
+    }
+    if rel.file_name().is_none() {
+        return Err(format!("file_name \"{file_name}\" names no file"));
+    }
+    Ok(rel.with_extension("txt"))
+}
+
+enum LineOutcome {
+    Line {
+        label: YoloLabel,
+        from_rle: bool,
+        parts: usize,
+        clipped: bool,
+    },
+    Crowd,
+    Skip {
+        id: u64,
+        code: &'static str,
+        msg: String,
+    },
+}
+
+fn annotation_to_label(
+    a: &Annotation,
+    class_of: &HashMap<u64, usize>,
+    w: f64,
+    h: f64,
+) -> LineOutcome {
+    let skip = |code, msg: String| LineOutcome::Skip {
+        id: a.id,
+        code,
+        msg,
+    };
+    if a.is_crowd() {
+        return LineOutcome::Crowd;
+    }
+    let Some(&class) = class_of.get(&a.category_id) else {
+        return skip(
+            "unknown_category_id",
+            format!(
+                "category_id {} is not a category of this file",
+                a.category_id
+            ),
+        );
+    };
+    let mut clipped = false;
+    let mut norm = |v: f64, size: f64| {
+        let n = v / size;
+        let c = n.clamp(0.0, 1.0);
+        clipped |= c != n;
+        c
+    };
+    match a.mask() {
+        Some(Segmentation::Polygons(parts)) => {
+            for (i, p) in parts.iter().enumerate() {
+                if p.len() < 6 || p.len() % 2 != 0 || p.iter().any(|v| !v.is_finite()) {
+                    return skip(
+                        "bad_polygon",
+                        format!(
+                            "segmentation part {i} has {} values; a polygon needs an even \
+                             number ≥ 6 of finite coordinates",
+                            p.len()
+                        ),
+                    );
+                }
+            }
+            let pts: Vec<[f64; 2]> = join_parts(parts)
+                .into_iter()
+                .map(|[x, y]| [norm(x, w), norm(y, h)])
+                .collect();
+            LineOutcome::Line {
+                label: YoloLabel {
+                    class,
+                    shape: YoloShape::Polygon(pts),
+                },
+                from_rle: false,
+                parts: parts.len(),
+                clipped,
+            }
+        }
+        mask => {
+            let from_rle = mask.is_some();
+            let bbox = match (&a.bbox, mask) {
+                (Some(b), _) => b.clone(),
+                (None, Some(Segmentation::Rle { size, counts })) => {
+                    if f64::from(size[0]) != h || f64::from(size[1]) != w {
+                        return skip(
+                            "bad_rle",
+                            format!(
+                                "RLE size {}×{} is not the image size {h}×{w} (height×width)",
+                                size[0], size[1]
+                            ),
+                        );
+                    }
+                    match rle_bbox(*size, counts) {
+                        Ok(b) => b.to_vec(),
+                        Err(msg) => return skip("bad_rle", msg),
+                    }
+                }
+                _ => {
+                    return skip("no_geometry", "neither bbox nor segmentation".into());
+                }
+            };
+            let [x, y, bw, bh] = bbox[..] else {
+                return skip(
+                    "bad_bbox",
+                    format!("bbox has {} values (x, y, w, h expected)", bbox.len()),
+                );
+            };
+            let finite = [x, y, bw, bh].iter().all(|v| v.is_finite());
+            if !(finite && bw > 0.0 && bh > 0.0) {
+                return skip(
+                    "bad_bbox",
+                    format!("bbox [{x}, {y}, {bw}, {bh}] is empty or not finite"),
+                );
+            }
+            let (x0, y0, x1, y1) = (norm(x, w), norm(y, h), norm(x + bw, w), norm(y + bh, h));
+            if x1 <= x0 || y1 <= y0 {
+                return skip(
+                    "bbox_outside",
+                    format!("bbox [{x}, {y}, {bw}, {bh}] lies outside the {w}×{h} image"),
+                );
+            }
+            LineOutcome::Line {
+                label: YoloLabel {
+                    class,
+                    shape: YoloShape::Box {
+                        cx: (x0 + x1) / 2.0,
+                        cy: (y0 + y1) / 2.0,
+                        w: x1 - x0,
+                        h: y1 - y0,
+                    },
+                },
+                from_rle,
+                parts: 0,
+                clipped,
+            }
+        }
+    }
+}
+
+/// Joins polygon parts into one outline: each part closed back to its first point, a
+/// bridge to the next part's first point, and after the last part the bridges walked
+/// back, so every bridge is traversed once each way and adds no area.
+pub fn join_parts(parts: &[Vec<f64>]) -> Vec<[f64; 2]> {
+    let pts = |p: &Vec<f64>| -> Vec<[f64; 2]> { p.chunks_exact(2).map(|c| [c[0], c[1]]).collect() };
+    if let [only] = parts {
+        return pts(only);
+    }
+    let mut out = Vec::new();
+    let mut firsts = Vec::new();
+    for p in parts {
+        let p = pts(p);
+        if let Some(&first) = p.first() {
+            out.extend_from_slice(&p);
+            out.push(first);
+            firsts.push(first);
+        }
+    }
+    // Back over the bridges: last-but-one part's first point down to the second part's;
+    // the polygon's own closing edge returns to the first part.
+    if firsts.len() > 2 {
+        out.extend(firsts[1..firsts.len() - 1].iter().rev());
+    }
+    out
+}
+
+/// `[x, y, w, h]` of an RLE mask (pycocotools' `toBbox`), decoding compressed counts.
+pub fn rle_bbox(size: [u32; 2], counts: &RleCounts) -> std::result::Result<[f64; 4], String> {
+    let [h, w] = size.map(u64::from);
+    let runs = match counts {
+        RleCounts::Uncompressed(c) => c.clone(),
+        RleCounts::Compressed(s) => decode_rle_string(s)?,
+    };
+    let (mut x0, mut y0, mut x1, mut y1) = (u64::MAX, u64::MAX, 0, 0);
+    let mut pos: u64 = 0;
+    for (i, &r) in runs.iter().enumerate() {
+        let end = pos
+            .checked_add(r)
+            .filter(|&e| e <= h * w)
+            .ok_or_else(|| format!("RLE runs exceed the mask size {h}×{w}"))?;
+        if i % 2 == 1 && r > 0 {
+            // Column-major: index = x·h + y.
+            let (xa, xb) = (pos / h, (end - 1) / h);
+            let (ya, yb) = if xa == xb {
+                (pos % h, (end - 1) % h)
+            } else {
+                (0, h - 1)
+            };
+            x0 = x0.min(xa);
+            x1 = x1.max(xb);
+            y0 = y0.min(ya);
+            y1 = y1.max(yb);
+        }
+        pos = end;
+    }
+    if x0 == u64::MAX {
+        return Err("RLE mask is empty (no pixels set)".into());
+    }
+    Ok([
+        x0 as f64,
+        y0 as f64,
+        (x1 + 1 - x0) as f64,
+        (y1 + 1 - y0) as f64,
+    ])
+}
+
+/// pycocotools' `rleFrString`: LEB128-like groups of 5 bits offset by 48, counts after the
+/// third stored as differences from the count two before.
+fn decode_rle_string(s: &str) -> std::result::Result<Vec<u64>, String> {
+    let b = s.as_bytes();
+    let mut counts: Vec<i64> = Vec::new();
+    let mut p = 0;
+    while p < b.len() {
+        let (mut x, mut k, mut more) = (0i64, 0u32, true);
+        while more {
+            let c = i64::from(*b.get(p).ok_or("RLE string ends inside a count")?) - 48;
+            // 12 groups of 5 bits cover any count; more would overflow the shifts.
+            if !(0..64).contains(&c) || k >= 12 {
+                return Err(format!("RLE string has a bad character at {p}"));
+            }
+            x |= (c & 0x1f) << (5 * k);
+            more = c & 0x20 != 0;
+            p += 1;
+            k += 1;
+            if !more && c & 0x10 != 0 {
+                x |= -1i64 << (5 * k);
+            }
+        }
+        if counts.len() > 2 {
+            x = x
+                .checked_add(counts[counts.len() - 2])
+                .ok_or("RLE string decodes to a count out of range")?;
+        }
+        counts.push(x);
+    }
+    counts
+        .into_iter()
+        .map(|c| u64::try_from(c).map_err(|_| format!("RLE string decodes to a negative run {c}")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rle_string_and_bbox() {
+        // A 4×3 (h×w) mask with pixels (x=1,y=1),(x=1,y=2),(x=2,y=1); pycocotools gives
+        // column-major runs [5, 2, 2, 1, 2] → "52212".
+        // column-major runs [5, 2, 2, 1, 2] → "522O0" (pycocotools 2.0.11 encode).
+        let runs = decode_rle_string("522O0").unwrap();
+        assert_eq!(runs, vec![5, 2, 2, 1, 2]);
+        let b = rle_bbox([4, 3], &RleCounts::Compressed("522O0".into())).unwrap();
+        assert_eq!(b, [1.0, 1.0, 2.0, 2.0]);
+        assert!(rle_bbox([2, 2], &RleCounts::Uncompressed(vec![1, 9])).is_err());
+        assert!(rle_bbox([2, 2], &RleCounts::Uncompressed(vec![4])).is_err());
+    }
+
+    #[test]
+    fn joined_parts_add_no_area() {
+        let shoelace = |p: &[[f64; 2]]| {
+            (0..p.len())
+                .map(|i| {
+                    let (a, b) = (p[i], p[(i + 1) % p.len()]);
+                    a[0] * b[1] - b[0] * a[1]
+                })
+                .sum::<f64>()
+                / 2.0
+        };
+        let sq = |x: f64| vec![x, 0.0, x + 1.0, 0.0, x + 1.0, 1.0, x, 1.0];
+        let joined = join_parts(&[sq(0.0), sq(3.0), sq(7.0)]);
+        assert_eq!(joined.len(), 3 * 5 + 1);
+        assert!((shoelace(&joined) - 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn label_paths_stay_inside() {
+        assert_eq!(label_rel_path("a/b.JPG").unwrap(), PathBuf::from("a/b.txt"));
+        assert!(label_rel_path("../x.jpg").is_err());
+        assert!(label_rel_path("/etc/x.jpg").is_err());
+    }
+}
