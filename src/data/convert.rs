@@ -41,7 +41,7 @@
 //! its file and record (`labels/a.txt:12`, `coco.json: annotation 17`), and the reports
 //! count everything else that was changed or skipped.
 use super::coco::{Annotation, Category, Coco, Image, RleCounts, Segmentation};
-use super::image_header::read_header;
+use super::image::read_header;
 use super::problem::{Problem, RecordKind};
 use super::progress::Progress;
 use super::yolo_txt::{YoloLabel, YoloShape, parse_labels, write_line};
