@@ -424,7 +424,12 @@ fn coco_fixture() -> Value {
              "segmentation": {"size": [50, 100], "counts": [10, 99999]}},
             {"id": 25, "image_id": 1, "category_id": 3, "bbox": [200, 0, 5, 5]},
             {"id": 26, "image_id": 2, "category_id": 3,
-             "segmentation": {"size": [4, 3], "counts": "522O0"}}
+             "segmentation": {"size": [4, 3], "counts": "522O0"}},
+            // RLE problems found by the masks module: no pixel set; runs short of h·w
+            {"id": 27, "image_id": 2, "category_id": 3,
+             "segmentation": {"size": [10, 10], "counts": [100]}},
+            {"id": 28, "image_id": 2, "category_id": 3,
+             "segmentation": {"size": [10, 10], "counts": [11, 2]}}
         ]
     })
 }
@@ -487,9 +492,20 @@ fn coco_to_yolo_polygons_boxes_rle_and_crowd() {
         ("annotation 21", "bbox has 3 values"),
         ("annotation 22", "neither bbox nor segmentation"),
         ("annotation 23", "part 0 has 4 values"),
-        ("annotation 24", "RLE runs exceed"),
+        (
+            "annotation 24",
+            "RLE counts sum to 100009 but the mask size 50×100",
+        ),
         ("annotation 25", "outside the 100×50 image"),
-        ("annotation 26", "RLE size 4×3 is not the image size 10×10"),
+        (
+            "annotation 26",
+            "RLE size [4, 3] does not match the image's [height, width] [10, 10]",
+        ),
+        ("annotation 27", "RLE mask is empty"),
+        (
+            "annotation 28",
+            "RLE counts sum to 13 but the mask size 10×10",
+        ),
     ] {
         let prefix = format!("data.json: {record}: ");
         assert!(
@@ -498,8 +514,8 @@ fn coco_to_yolo_polygons_boxes_rle_and_crowd() {
             "{record}: {t:?}"
         );
     }
-    assert_eq!(t.len(), 14, "{t:?}");
-    assert_eq!((r.annotations_skipped, r.images_skipped), (10, 4));
+    assert_eq!(t.len(), 16, "{t:?}");
+    assert_eq!((r.annotations_skipped, r.images_skipped), (12, 4));
     assert!(
         r.summary()
             .contains(&"rle masks written as boxes: 2".to_string())

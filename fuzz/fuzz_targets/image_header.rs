@@ -1,7 +1,7 @@
 //! Arbitrary bytes as an image file: the header parser returns a size or an error, never
 //! panics, and never reports a zero size.
 #![no_main]
-use edgedistill::data::image_header::header_from_bytes;
+use edgedistill::data::image::header_from_bytes;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

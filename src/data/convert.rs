@@ -40,10 +40,11 @@
 //! Nothing is dropped silently: every record not converted is a [`ConvertProblem`] naming
 //! its file and record (`labels/a.txt:12`, `coco.json: annotation 17`), and the reports
 //! count everything else that was changed or skipped.
-use super::coco::{Annotation, Category, Coco, Image, RleCounts, Segmentation};
-use super::image_header::read_header;
+use super::coco::{Annotation, Category, Coco, Image, Segmentation};
+use super::image::read_header;
 use super::problem::{Problem, RecordKind};
 use super::progress::Progress;
+use super::seg_mask::segmentation_rle;
 use super::yolo_txt::{YoloLabel, YoloShape, parse_labels, write_line};
 use crate::io::atomic::write_atomic;
 use crate::{Error, Result};
@@ -601,10 +602,7 @@ pub fn plan_coco_to_yolo(
         .zip(anns_of.par_iter())
         .filter_map(|((img, rel), anns)| {
             let rel = rel.as_ref()?;
-            let (w, h) = (
-                f64::from(img.width.unwrap_or(1)),
-                f64::from(img.height.unwrap_or(1)),
-            );
+            let (w, h) = (img.width.unwrap_or(1), img.height.unwrap_or(1));
             let mut text = String::new();
             let outcomes = anns
                 .iter()
@@ -742,12 +740,14 @@ enum LineOutcome {
     },
 }
 
+/// One annotation as a YOLO line on a `width`×`height` image (rules in the module docs).
 fn annotation_to_label(
     a: &Annotation,
     class_of: &HashMap<u64, usize>,
-    w: f64,
-    h: f64,
+    width: u32,
+    height: u32,
 ) -> LineOutcome {
+    let (w, h) = (f64::from(width), f64::from(height));
     let skip = |code, msg: String| LineOutcome::Skip {
         id: a.id,
         code,
@@ -804,19 +804,13 @@ fn annotation_to_label(
             let from_rle = mask.is_some();
             let bbox = match (&a.bbox, mask) {
                 (Some(b), _) => b.clone(),
-                (None, Some(Segmentation::Rle { size, counts })) => {
-                    if f64::from(size[0]) != h || f64::from(size[1]) != w {
-                        return skip(
-                            "bad_rle",
-                            format!(
-                                "RLE size {}×{} is not the image size {h}×{w} (height×width)",
-                                size[0], size[1]
-                            ),
-                        );
-                    }
-                    match rle_bbox(*size, counts) {
-                        Ok(b) => b.to_vec(),
-                        Err(msg) => return skip("bad_rle", msg),
+                (None, Some(rle @ Segmentation::Rle { .. })) => {
+                    match segmentation_rle(rle, height, width) {
+                        Ok(m) if m.area() == 0 => {
+                            return skip("bad_rle", "RLE mask is empty (no pixels set)".into());
+                        }
+                        Ok(m) => m.to_bbox().to_vec(),
+                        Err(e) => return skip("bad_rle", e.to_string()),
                     }
                 }
                 _ => {
@@ -887,97 +881,9 @@ pub fn join_parts(parts: &[Vec<f64>]) -> Vec<[f64; 2]> {
     out
 }
 
-/// `[x, y, w, h]` of an RLE mask (pycocotools' `toBbox`), decoding compressed counts.
-pub fn rle_bbox(size: [u32; 2], counts: &RleCounts) -> std::result::Result<[f64; 4], String> {
-    let [h, w] = size.map(u64::from);
-    let runs = match counts {
-        RleCounts::Uncompressed(c) => c.clone(),
-        RleCounts::Compressed(s) => decode_rle_string(s)?,
-    };
-    let (mut x0, mut y0, mut x1, mut y1) = (u64::MAX, u64::MAX, 0, 0);
-    let mut pos: u64 = 0;
-    for (i, &r) in runs.iter().enumerate() {
-        let end = pos
-            .checked_add(r)
-            .filter(|&e| e <= h * w)
-            .ok_or_else(|| format!("RLE runs exceed the mask size {h}×{w}"))?;
-        if i % 2 == 1 && r > 0 {
-            // Column-major: index = x·h + y.
-            let (xa, xb) = (pos / h, (end - 1) / h);
-            let (ya, yb) = if xa == xb {
-                (pos % h, (end - 1) % h)
-            } else {
-                (0, h - 1)
-            };
-            x0 = x0.min(xa);
-            x1 = x1.max(xb);
-            y0 = y0.min(ya);
-            y1 = y1.max(yb);
-        }
-        pos = end;
-    }
-    if x0 == u64::MAX {
-        return Err("RLE mask is empty (no pixels set)".into());
-    }
-    Ok([
-        x0 as f64,
-        y0 as f64,
-        (x1 + 1 - x0) as f64,
-        (y1 + 1 - y0) as f64,
-    ])
-}
-
-/// pycocotools' `rleFrString`: LEB128-like groups of 5 bits offset by 48, counts after the
-/// third stored as differences from the count two before.
-fn decode_rle_string(s: &str) -> std::result::Result<Vec<u64>, String> {
-    let b = s.as_bytes();
-    let mut counts: Vec<i64> = Vec::new();
-    let mut p = 0;
-    while p < b.len() {
-        let (mut x, mut k, mut more) = (0i64, 0u32, true);
-        while more {
-            let c = i64::from(*b.get(p).ok_or("RLE string ends inside a count")?) - 48;
-            // 12 groups of 5 bits cover any count; more would overflow the shifts.
-            if !(0..64).contains(&c) || k >= 12 {
-                return Err(format!("RLE string has a bad character at {p}"));
-            }
-            x |= (c & 0x1f) << (5 * k);
-            more = c & 0x20 != 0;
-            p += 1;
-            k += 1;
-            if !more && c & 0x10 != 0 {
-                x |= -1i64 << (5 * k);
-            }
-        }
-        if counts.len() > 2 {
-            x = x
-                .checked_add(counts[counts.len() - 2])
-                .ok_or("RLE string decodes to a count out of range")?;
-        }
-        counts.push(x);
-    }
-    counts
-        .into_iter()
-        .map(|c| u64::try_from(c).map_err(|_| format!("RLE string decodes to a negative run {c}")))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rle_string_and_bbox() {
-        // A 4×3 (h×w) mask with pixels (x=1,y=1),(x=1,y=2),(x=2,y=1); pycocotools gives
-        // column-major runs [5, 2, 2, 1, 2] → "52212".
-        // column-major runs [5, 2, 2, 1, 2] → "522O0" (pycocotools 2.0.11 encode).
-        let runs = decode_rle_string("522O0").unwrap();
-        assert_eq!(runs, vec![5, 2, 2, 1, 2]);
-        let b = rle_bbox([4, 3], &RleCounts::Compressed("522O0".into())).unwrap();
-        assert_eq!(b, [1.0, 1.0, 2.0, 2.0]);
-        assert!(rle_bbox([2, 2], &RleCounts::Uncompressed(vec![1, 9])).is_err());
-        assert!(rle_bbox([2, 2], &RleCounts::Uncompressed(vec![4])).is_err());
-    }
 
     #[test]
     fn joined_parts_add_no_area() {

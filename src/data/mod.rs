@@ -7,7 +7,6 @@ pub mod coco;
 pub mod convert;
 pub mod dataset;
 pub mod image;
-pub mod image_header;
 pub mod loader;
 pub mod masks;
 pub mod preprocess;

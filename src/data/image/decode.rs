@@ -3,10 +3,10 @@
 //! Conversions (all by the `image` crate): grey → R=G=B; alpha is dropped, not composited
 //! (as `cv2.imread(IMREAD_COLOR)` and PIL's `convert("RGB")` do); 16-bit channels are
 //! scaled to 8 bits with rounding (`v * 255 / 65535`).
-use super::header::{JPEG_SOI, jpeg_scan};
+use super::header::jpeg_scan_start;
 use crate::{Error, Result};
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
-use std::io::{BufReader, Cursor};
+use std::io::Cursor;
 use std::path::Path;
 
 /// Refuse to allocate more than this for one decoded image (a corrupt header can claim
@@ -67,10 +67,8 @@ pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<RgbImage> {
 /// first scan; inside entropy-coded data FF is always followed by 00 or a restart marker,
 /// so any FF D9 found there is the EOI.
 fn check_jpeg_complete(bytes: &[u8], name: &str) -> Result<()> {
-    debug_assert!(bytes.starts_with(&JPEG_SOI));
-    let mut r = BufReader::new(Cursor::new(bytes));
-    let head = jpeg_scan(&mut r, name)?;
-    let scan = usize::try_from(head.sos_offset)
+    let start = jpeg_scan_start(bytes, name)?;
+    let scan = usize::try_from(start)
         .ok()
         .and_then(|o| bytes.get(o..))
         .unwrap_or(&[]);

@@ -88,12 +88,7 @@ impl GroundingDinoResize {
             )));
         }
         let p = self.placement(img.width(), img.height());
-        let out = if (p.new_w, p.new_h) == img.dimensions() {
-            img.clone()
-        } else {
-            resize_bilinear_aa_torch(img, p.new_w, p.new_h)
-        };
-        Ok((out, p))
+        Ok((resize_bilinear_aa_torch(img, p.new_w, p.new_h), p))
     }
 
     /// The model input: `[3, H, W]` f32 and an all-ones `[H, W]` u8 `pixel_mask`.

@@ -19,7 +19,7 @@ use image::RgbImage;
 const CN: usize = 3;
 
 /// Resize `src` to `dst_w`×`dst_h` like torch's uint8 antialiased bilinear (a 0 size is
-/// taken as 1; an empty `src` gives black).
+/// taken as 1; an empty `src` gives black; the same size gives an identical copy).
 pub fn resize_bilinear_aa_torch(src: &RgbImage, dst_w: u32, dst_h: u32) -> RgbImage {
     let (sw, sh) = (src.width() as usize, src.height() as usize);
     let (dw, dh) = (dst_w.max(1) as usize, dst_h.max(1) as usize);

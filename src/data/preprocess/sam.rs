@@ -61,12 +61,7 @@ impl SamResize {
             )));
         }
         let p = self.placement(img.width(), img.height());
-        let out = if (p.new_w, p.new_h) == img.dimensions() {
-            img.clone()
-        } else {
-            resize_bilinear_aa_torch(img, p.new_w, p.new_h)
-        };
-        Ok((out, p))
+        Ok((resize_bilinear_aa_torch(img, p.new_w, p.new_h), p))
     }
 
     /// The model input: `[3, pad_size, pad_size]` f32.
