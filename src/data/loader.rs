@@ -88,7 +88,7 @@ impl Loader {
         if cfg.batch_size == 0
             || cfg.imgsz == 0
             || cfg.mask_ratio == 0
-            || cfg.imgsz % cfg.mask_ratio != 0
+            || !cfg.imgsz.is_multiple_of(cfg.mask_ratio)
         {
             return Err(Error::msg(format!(
                 "loader: batch_size {} and imgsz {} must be positive and imgsz a multiple of mask_ratio {}",
