@@ -31,5 +31,24 @@ fn conv(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, matmul, conv);
+/// The INT8 engine's GEMM on the CPU: a 1×1 conv of a 80×80×256 feature map to 256
+/// channels (M = 6400 pixels, N = 256, K = 256) with SiLU and f16 output.
+fn int8_gemm(c: &mut Criterion) {
+    use edgedistill::backend::cpu::int8_gemm::{Activation, Epilogue, Int8Out, int8_gemm};
+    let (m, n, k) = (6400, 256, 256);
+    let a: Vec<i8> = (0..m * k).map(|i| (i * 7 % 255) as i8).collect();
+    let w: Vec<i8> = (0..n * k).map(|i| (i * 13 % 251) as i8).collect();
+    let scale = vec![1e-3f32; n];
+    let epi = Epilogue {
+        scale: &scale,
+        bias: None,
+        act: Activation::Silu,
+    };
+    let mut out = vec![half::f16::ZERO; m * n];
+    c.bench_function("int8_gemm_6400x256x256_silu_f16", |b| {
+        b.iter(|| int8_gemm(&a, &w, (m, n, k), &epi, Int8Out::F16(&mut out)).unwrap())
+    });
+}
+
+criterion_group!(benches, matmul, conv, int8_gemm);
 criterion_main!(benches);

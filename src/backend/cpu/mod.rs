@@ -8,6 +8,7 @@ pub mod conv_avx512;
 pub mod gemm;
 pub mod grid_sample;
 pub mod index;
+pub mod int8_gemm;
 pub mod mask_iou;
 pub mod math;
 pub mod norm;
