@@ -150,7 +150,7 @@ pub fn int8_gemm(
         epi.act.apply((acc as f32).mul_add(epi.scale[j], bias))
     };
     match &mut out {
-        Int8Out::F32(o) => rows(o, a, b, (n, k), &value),
+        Int8Out::F32(o) => rows(o, a, b, (n, k), value),
         Int8Out::F16(o) => rows(o, a, b, (n, k), |acc, j| f16::from_f32(value(acc, j))),
         Int8Out::S8 { out, inv_scale } => {
             let inv = *inv_scale;
