@@ -1,3 +1,5 @@
-//! Evaluation: COCOeval-exact mAP, mask IoU, P/R/F1, and the HTML report.
+//! Evaluation: COCOeval-exact mAP, mask and box IoU, ultralytics-style P/R/F1 and mAP,
+//! confusion matrix, per-image records, and the self-contained HTML report.
+pub mod metrics;
 pub mod plot;
 pub mod report;
