@@ -22,6 +22,7 @@ pub mod backend;
 pub mod check;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod io;
 pub mod loss;
 pub mod nn;
