@@ -7,6 +7,8 @@
 //!   ed-bench mask-iou   (100×100 masks of 640², CPU and, with a GPU, CUDA; vs pycocotools and torch)
 //!   ed-bench attention  (GPU: B=1, H=12, L=4096, D=64 forward, f32; vs torch SDPA)
 //!   ed-bench lora       (GPU: x 8192×768, W 768², r 16 forward, f32; vs torch f32/f16)
+//!   ed-bench cocoeval-segm (COCOeval segm, 5 000 images × 20 detections at 640×480; vs
+//!                        pycocotools evaluate+accumulate+summarize; try --iters 3)
 //!
 //! The reference side runs tools/reference/bench_ref.py with PATH (default: $EDGEDISTILL_PYTHON,
 //! else python3); pass `--python none` to time ours only.
@@ -25,7 +27,7 @@ struct Args {
 fn parse() -> std::result::Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let case = it.next().ok_or(
-        "usage: ed-bench matmul|conv|conv-train|mask-iou|attention|lora [--threads N] [--iters N] [--python PATH|none]",
+        "usage: ed-bench matmul|conv|conv-train|mask-iou|attention|lora|cocoeval-segm [--threads N] [--iters N] [--python PATH|none]",
     )?;
     let mut a = Args {
         case,
@@ -136,7 +138,7 @@ fn report(ours_name: &str, ours: (f64, f64), refs: &Option<serde_json::Value>, k
             );
         }
     }
-    for k in ["numpy_version", "torch_version"] {
+    for k in ["numpy_version", "torch_version", "pycocotools_version"] {
         if let Some(v) = r.get(k).and_then(|v| v.as_str()) {
             println!("{k}: {v}");
         }
@@ -207,9 +209,10 @@ fn run(a: &Args) -> Result<()> {
         "mask-iou" => mask_iou_case(a, &mut rng)?,
         "attention" => attention_case(a, &mut rng)?,
         "lora" => lora_case(a, &mut rng)?,
+        "cocoeval-segm" => cocoeval_case(a, &mut rng)?,
         other => {
             return Err(edgedistill::Error::msg(format!(
-                "unknown case {other:?}: expected matmul, conv, conv-train, mask-iou, attention or lora"
+                "unknown case {other:?}: expected matmul, conv, conv-train, mask-iou, attention, lora or cocoeval-segm"
             )));
         }
     }
@@ -458,4 +461,178 @@ fn upload_randn(
 ) -> Result<cudarc::driver::CudaSlice<f32>> {
     let v: Vec<f32> = (0..len).map(|_| rng.normal() as f32).collect();
     dev.stream.clone_htod(&v).map_err(gpu_err)
+}
+
+/// A COCO ground truth and results list for the COCOeval bench: 5 000 images of 640×480,
+/// 2–10 objects each (ellipse polygons, small/medium/large, 4 % crowd regions as compressed
+/// RLE) over 10 categories, and 20 detections per image (jittered copies of the objects,
+/// sometimes of the wrong class, and false positives) with bbox + compressed RLE masks.
+fn cocoeval_data(rng: &mut Rng) -> Result<(serde_json::Value, serde_json::Value)> {
+    use edgedistill::data::masks::Rle;
+    use serde_json::json;
+    let (n_img, h, w, n_cat) = (5000u64, 480u32, 640u32, 10u64);
+    let r2 = |v: f64| (v * 100.0).round() / 100.0;
+    let ellipse = |rng: &mut Rng, cx: f64, cy: f64, rx: f64, ry: f64| -> Vec<f64> {
+        let n = 12 + rng.below(13) as usize;
+        let mut a: Vec<f64> = (0..n)
+            .map(|_| rng.uniform() * std::f64::consts::TAU)
+            .collect();
+        a.sort_by(f64::total_cmp);
+        a.iter()
+            .flat_map(|t| {
+                let k = 0.8 + 0.2 * rng.uniform();
+                [r2(cx + rx * k * t.cos()), r2(cy + ry * k * t.sin())]
+            })
+            .collect()
+    };
+    let mask_err = |e: edgedistill::data::masks::MaskError| edgedistill::Error::msg(e.to_string());
+    let (mut images, mut anns, mut dets) = (Vec::new(), Vec::new(), Vec::new());
+    for iid in 1..=n_img {
+        images.push(
+            json!({"id": iid, "file_name": format!("{iid:06}.jpg"), "width": w, "height": h}),
+        );
+        let mut objs: Vec<(u64, f64, f64, f64, f64)> = Vec::new();
+        for _ in 0..2 + rng.below(9) {
+            let u = rng.uniform();
+            let r = if u < 0.35 {
+                4.0 + 12.0 * rng.uniform()
+            } else if u < 0.75 {
+                16.0 + 32.0 * rng.uniform()
+            } else {
+                48.0 + 100.0 * rng.uniform()
+            };
+            let (rx, ry) = (r, r * (0.6 + 0.6 * rng.uniform()));
+            let cx = rx + rng.uniform() * (f64::from(w) - 2.0 * rx).max(1.0);
+            let cy = ry + rng.uniform() * (f64::from(h) - 2.0 * ry).max(1.0);
+            let cat = 1 + rng.below(n_cat);
+            let poly = ellipse(rng, cx, cy, rx, ry);
+            let m = Rle::from_polygons(&[&poly], h, w).map_err(mask_err)?;
+            let crowd = rng.uniform() < 0.04;
+            let seg = if crowd {
+                json!({"size": [h, w], "counts": m.to_compressed()})
+            } else {
+                json!([poly])
+            };
+            anns.push(
+                json!({"id": anns.len() + 1, "image_id": iid, "category_id": cat,
+                "segmentation": seg, "area": m.area() as f64, "bbox": m.to_bbox(),
+                "iscrowd": u8::from(crowd)}),
+            );
+            objs.push((cat, cx, cy, rx, ry));
+        }
+        for j in 0..20usize {
+            let (cat, poly) = if j < 2 * objs.len() && rng.uniform() < 0.8 {
+                let (c, cx, cy, rx, ry) = objs[j % objs.len()];
+                let s = 0.9 + 0.2 * rng.uniform();
+                let c = if rng.uniform() < 0.9 {
+                    c
+                } else {
+                    1 + rng.below(n_cat)
+                };
+                let (dx, dy) = (3.0 * rng.normal(), 3.0 * rng.normal());
+                (c, ellipse(rng, cx + dx, cy + dy, rx * s, ry * s))
+            } else {
+                let r = 6.0 + 60.0 * rng.uniform();
+                let (cx, cy) = (rng.uniform() * f64::from(w), rng.uniform() * f64::from(h));
+                let (c, ry) = (1 + rng.below(n_cat), r * (0.5 + rng.uniform()));
+                (c, ellipse(rng, cx, cy, r, ry))
+            };
+            let m = Rle::from_polygons(&[&poly], h, w).map_err(mask_err)?;
+            let score = (rng.uniform() * 1e4).round() / 1e4;
+            dets.push(
+                json!({"image_id": iid, "category_id": cat, "bbox": m.to_bbox(),
+                "segmentation": {"size": [h, w], "counts": m.to_compressed()}, "score": score}),
+            );
+        }
+    }
+    let cats: Vec<_> = (1..=n_cat)
+        .map(|c| json!({"id": c, "name": format!("class{c}")}))
+        .collect();
+    Ok((
+        json!({"images": images, "annotations": anns, "categories": cats}),
+        serde_json::Value::Array(dets),
+    ))
+}
+
+/// COCOeval (segm) of 5 000 images × 20 detections, ours vs pycocotools on the same files.
+fn cocoeval_case(a: &Args, rng: &mut Rng) -> Result<()> {
+    use edgedistill::data::Coco;
+    use edgedistill::eval::{IouType, Results, evaluate};
+    let io_err = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| edgedistill::Error::Io { path, source }
+    };
+    let t0 = Instant::now();
+    let (gt_json, dt_json) = cocoeval_data(rng)?;
+    let dir = std::env::temp_dir().join(format!("ed-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let (gt_path, dt_path) = (dir.join("gt.json"), dir.join("dt.json"));
+    let to_vec = |v: &serde_json::Value| {
+        serde_json::to_vec(v).map_err(|e| edgedistill::Error::msg(e.to_string()))
+    };
+    std::fs::write(&gt_path, to_vec(&gt_json)?).map_err(io_err(&gt_path))?;
+    std::fs::write(&dt_path, to_vec(&dt_json)?).map_err(io_err(&dt_path))?;
+    let n_gt = gt_json["annotations"].as_array().map_or(0, Vec::len);
+    let n_dt = dt_json.as_array().map_or(0, Vec::len);
+    drop((gt_json, dt_json));
+    eprintln!(
+        "generated {n_gt} gt, {n_dt} detections in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+
+    let load = || -> Result<(Coco, Results)> {
+        let gt = Coco::read_strict(&gt_path)?;
+        let dt = Results::read(&dt_path, &gt)?;
+        Ok((gt, dt))
+    };
+    let (gt, dt) = load()?;
+    let r = evaluate(&gt, &dt, IouType::Segm)?;
+    print!("{}", r.summary_text());
+    let ours = time("ours cocoeval segm", a.iters, || {
+        evaluate(&gt, &dt, IouType::Segm).map(|r| {
+            let _ = r.summary_text();
+        })
+    })?;
+    let ours_all = time("ours load + cocoeval segm", a.iters, || {
+        let (gt, dt) = load()?;
+        evaluate(&gt, &dt, IouType::Segm).map(|_| ())
+    })?;
+    let refs = reference_with(
+        a,
+        &[
+            "--gt",
+            &gt_path.display().to_string(),
+            "--dt",
+            &dt_path.display().to_string(),
+        ],
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    println!("{n_gt} gt, {n_dt} detections, 5000 images of 640x480, 10 categories");
+    if let Some(theirs) = refs.as_ref().and_then(|v| v.get("pycocotools_stats")) {
+        let theirs: Vec<f64> = theirs
+            .as_array()
+            .map(|v| v.iter().filter_map(|x| x.as_f64()).collect())
+            .unwrap_or_default();
+        let same = theirs.len() == 12 && theirs.iter().zip(&r.stats).all(|(x, y)| x == y);
+        println!("stats identical to pycocotools: {same}");
+        if !same {
+            return Err(edgedistill::Error::msg(format!(
+                "stats differ: ours {:?} pycocotools {theirs:?}",
+                r.stats
+            )));
+        }
+    }
+    report(
+        "ours_cocoeval_segm (evaluate+accumulate+summarize)",
+        ours,
+        &refs,
+        &["pycocotools_cocoeval_segm"],
+    );
+    report(
+        "ours_load_and_cocoeval_segm (JSON in, stats out)",
+        ours_all,
+        &refs,
+        &["pycocotools_load_and_cocoeval_segm"],
+    );
+    Ok(())
 }

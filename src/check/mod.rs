@@ -1,6 +1,7 @@
 //! Parity checking (`ed-check`): open a fixture, run the checker for its `kind`, compare
 //! every produced tensor with the reference. The kind registry is `run_kind`, one match;
 //! model checkers join it as the models arrive.
+pub mod coco_eval;
 pub mod compare;
 pub mod fixture;
 pub mod ops;
@@ -16,11 +17,12 @@ use std::io::Write;
 use std::path::Path;
 
 /// Kinds with a checker (the arms of `run_kind`).
-pub const KNOWN_KINDS: &[&str] = &["ops", "preprocess"];
+pub const KNOWN_KINDS: &[&str] = &["coco-eval", "ops", "preprocess"];
 
 /// Run the checker for `kind` on `fx`: one line per compared tensor.
 pub fn run_kind(kind: &str, fx: &Fixture) -> Result<Vec<CheckLine>> {
     match kind {
+        "coco-eval" => coco_eval::check(fx),
         "ops" => ops::check(fx),
         "preprocess" => preprocess::check(fx),
         // "yolov8-seg" => crate::models::yolov8::check(fx), ... as checkers land.

@@ -1,5 +1,7 @@
-//! Evaluation: COCOeval-exact mAP, mask and box IoU, ultralytics-style P/R/F1 and mAP,
-//! confusion matrix, per-image records, and the self-contained HTML report.
+//! Evaluation: COCOeval-exact mAP (pycocotools 2.0.11), mask and box IoU, ultralytics-style
+//! P/R/F1 and mAP, confusion matrix, per-image records, and the self-contained HTML report.
+pub mod cocoeval;
 pub mod metrics;
 pub mod plot;
 pub mod report;
+pub mod results;

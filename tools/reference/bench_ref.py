@@ -3,7 +3,9 @@
 
 Times the same shapes as ed-bench with numpy (OpenBLAS) and PyTorch CPU, pinned to the
 same thread count, and prints one JSON object: {"<case>": {"median_ms": .., "min_ms": ..}}.
-Usage: bench_ref.py CASE [--threads N] [--iters N]; CASE is matmul, conv, conv-train, mask-iou, attention or lora.
+Usage: bench_ref.py CASE [--threads N] [--iters N]; CASE is matmul, conv, conv-train, mask-iou, attention, lora
+or cocoeval-segm (with --gt GT.json --dt RESULTS.json: pycocotools COCOeval, no warm-up, fresh COCO objects
+each iteration because COCOeval rewrites the annotations it evaluates in place).
 """
 import argparse
 import json
@@ -26,8 +28,10 @@ def timeit(fn, iters, warmup=3):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=["matmul", "conv", "conv-train", "mask-iou", "attention", "lora"])
+    ap.add_argument("case", choices=["matmul", "conv", "conv-train", "mask-iou", "attention", "lora", "cocoeval-segm"])
     ap.add_argument("--masks", help="mask-iou: safetensors file with u8 pred [N,H,W], gt [M,H,W], crowd [M]")
+    ap.add_argument("--gt", help="cocoeval-segm: COCO ground-truth JSON")
+    ap.add_argument("--dt", help="cocoeval-segm: COCO results JSON")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=20)
     a = ap.parse_args()
@@ -83,6 +87,34 @@ def main():
         h = [t.half() for t in (x, w, A, B)]
         out["torch_lora_f16"] = timeit(lambda: lora(*h), a.iters)
         out["torch_version"] = torch.__version__
+    elif a.case == "cocoeval-segm":
+        import contextlib
+        import io
+        from importlib.metadata import version
+
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+
+        evals, totals, stats = [], [], None
+        for _ in range(a.iters):
+            with contextlib.redirect_stdout(io.StringIO()):
+                t0 = time.perf_counter()
+                gt = COCO(a.gt)
+                dt = gt.loadRes(a.dt)
+                t1 = time.perf_counter()
+                E = COCOeval(gt, dt, "segm")
+                E.evaluate()
+                E.accumulate()
+                E.summarize()
+                t2 = time.perf_counter()
+            evals.append((t2 - t1) * 1e3)
+            totals.append((t2 - t0) * 1e3)
+            stats = [float(v) for v in E.stats]
+        for key, ts in (("pycocotools_cocoeval_segm", evals), ("pycocotools_load_and_cocoeval_segm", totals)):
+            ts.sort()
+            out[key] = {"median_ms": ts[len(ts) // 2], "min_ms": ts[0], "iters": a.iters}
+        out["pycocotools_stats"] = stats
+        out["pycocotools_version"] = version("pycocotools")
     elif a.case == "mask-iou":
         import numpy as np
         from safetensors.numpy import load_file
