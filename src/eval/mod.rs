@@ -1,7 +1,11 @@
 //! Evaluation: COCOeval-exact mAP (pycocotools 2.0.11), mask and box IoU, ultralytics-style
 //! P/R/F1 and mAP, confusion matrix, per-image records, and the self-contained HTML report.
+pub mod coco_bridge;
 pub mod cocoeval;
 pub mod metrics;
 pub mod plot;
 pub mod report;
 pub mod results;
+
+pub use cocoeval::{CocoEvalResult, IouType, evaluate};
+pub use results::{Detection, ResultRecord, Results};

@@ -1,0 +1,153 @@
+//! ed-eval end to end on the shared coco-eval fixture: pycocotools' printout with the
+//! fixture's numbers, the three files, a self-contained report, and errors naming records.
+use edgedistill::io::safetensors::Safetensors;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn shared_file(name: &str) -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut dirs: Vec<PathBuf> = std::env::var_os("EDGEDISTILL_SHARED")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    dirs.push(root.join("../shared"));
+    dirs.push(root.join("../../shared"));
+    dirs.into_iter()
+        .map(|d| d.join("fixtures").join(name))
+        .find(|p| p.is_file())
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ed-eval-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn ed_eval_prints_pycocotools_numbers_and_writes_the_report() {
+    let name = "coco-eval-visible.safetensors";
+    let Some(path) = shared_file(name) else {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "fixture {name} not found (set EDGEDISTILL_SHARED)"
+        );
+        eprintln!("SKIPPED: {name} not found");
+        return;
+    };
+    let fx = Safetensors::open(&path).unwrap();
+    let md = fx.metadata();
+    let dir = tmpdir("fixture");
+    std::fs::write(dir.join("gt.json"), &md["gt"]).unwrap();
+    std::fs::write(dir.join("dt.json"), &md["dt"]).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_ed-eval"))
+        .current_dir(&dir)
+        .args([
+            "--gt",
+            "gt.json",
+            "--results",
+            "dt.json",
+            "--iou-type",
+            "both",
+            "--out",
+            "out",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for (key, tag) in [
+        ("outputs.bbox_stats", "bbox"),
+        ("outputs.segm_stats", "segm"),
+    ] {
+        let want: Vec<f64> = fx.tensor(key).unwrap().to_vec::<f64>().unwrap();
+        let block: Vec<&str> = stdout
+            .lines()
+            .skip_while(|l| *l != format!("COCOeval iouType={tag}"))
+            .skip(1)
+            .take(12)
+            .collect();
+        assert_eq!(block.len(), 12, "{stdout}");
+        for (line, w) in block.iter().zip(&want) {
+            // pycocotools prints `... ] = 0.123` with three decimals.
+            let v: f64 = line.rsplit("= ").next().unwrap().trim().parse().unwrap();
+            assert!((v - w).abs() <= 5e-4 + 1e-12, "{tag}: {line} vs {w}");
+            assert!(
+                line.starts_with(" Average Precision  (AP) @[ IoU=")
+                    || line.starts_with(" Average Recall     (AR) @[ IoU="),
+                "{line}"
+            );
+        }
+    }
+    assert!(
+        stdout.contains("ultralytics (B): P ") && stdout.contains("ultralytics (M): P "),
+        "{stdout}"
+    );
+    let out = dir.join("out");
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    let ap = metrics["coco"]["segm"]["stats"]["AP"].as_f64().unwrap();
+    let want = fx
+        .tensor("outputs.segm_stats")
+        .unwrap()
+        .to_vec::<f64>()
+        .unwrap()[0];
+    assert!(
+        (ap - want).abs() <= 1e-9,
+        "metrics.json segm AP {ap} vs {want}"
+    );
+    let per_image = std::fs::read_to_string(out.join("per_image.jsonl")).unwrap();
+    let n_images = serde_json::from_str::<serde_json::Value>(&md["gt"]).unwrap()["images"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(per_image.lines().count(), n_images);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains("<svg") && !html.contains("<script") && html.contains("Precision-Recall")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ed_eval_names_the_bad_record() {
+    let dir = tmpdir("bad");
+    std::fs::write(
+        dir.join("gt.json"),
+        r#"{"images":[{"id":1,"file_name":"a.jpg","width":10,"height":10}],"categories":[{"id":1,"name":"x"}],
+           "annotations":[{"id":1,"image_id":1,"category_id":1,"bbox":[1,1,3,3],"area":9,"iscrowd":0}]}"#,
+    )
+    .unwrap();
+    for (dt, text) in [
+        (
+            r#"[{"image_id":7,"category_id":1,"score":0.5,"bbox":[1,1,2,2]}]"#,
+            "results[0] (image_id 7)",
+        ),
+        (
+            r#"[{"image_id":1,"category_id":1,"score":0.5,"bbox":[1,1,2,2]},{"image_id":1,"category_id":9,"score":0.5,"bbox":[1,1,2,2]}]"#,
+            "results[1]",
+        ),
+        (
+            r#"[{"image_id":1,"category_id":1,"score":0.5,"segmentation":{"size":[10,10],"counts":"0?!"}}]"#,
+            "results[0]",
+        ),
+    ] {
+        std::fs::write(dir.join("dt.json"), dt).unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_ed-eval"))
+            .current_dir(&dir)
+            .args(["--gt", "gt.json", "--results", "dt.json", "--out", "out"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("dt.json") && err.contains(text),
+            "{text}: {err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

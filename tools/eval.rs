@@ -1,0 +1,361 @@
+//! ed-eval: evaluate a COCO results file against COCO ground truth. Prints pycocotools'
+//! summary (exactly its 12 lines per IoU type) and the ultralytics-style numbers, and
+//! writes metrics.json, per_image.jsonl and a self-contained report.html. See `--help`.
+use edgedistill::data::Coco;
+use edgedistill::data::classes::ClassMap;
+use edgedistill::data::image::load_rgb;
+use edgedistill::eval::coco_bridge::image_evals;
+use edgedistill::eval::cocoeval::{CocoEvalResult, IouType, evaluate};
+use edgedistill::eval::metrics::{self, DetectionMetrics, EvalOptions, ImageEval};
+use edgedistill::eval::plot::{ImageTile, Overlay, OverlayKind};
+use edgedistill::eval::report::{
+    ConfusionMatrix, CurveSet, NamedCurve, ReportInput, Table, write_report,
+};
+use edgedistill::eval::results::Results;
+use edgedistill::io::atomic::write_atomic;
+use edgedistill::{Error, Result};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: ed-eval --gt gt.json --results dt.json [--iou-type bbox|segm|both]
+               [--out DIR] [--images DIR] [--metrics metrics.jsonl] [--tiles N]
+
+Evaluates COCO results against COCO ground truth: pycocotools' COCOeval (printed exactly as
+pycocotools prints it) and ultralytics' P/R/F1/mAP with the confusion matrix. Writes
+metrics.json, per_image.jsonl and report.html into DIR (default: <results>_eval beside the
+results). --images DIR adds a grid of predictions over the first N images (default 12);
+--metrics adds training curves from a metrics.jsonl. Default --iou-type: both when the
+results carry masks, else bbox.";
+
+struct Args {
+    gt: PathBuf,
+    results: PathBuf,
+    iou: Option<String>,
+    out: Option<PathBuf>,
+    images: Option<PathBuf>,
+    metrics: Option<PathBuf>,
+    tiles: usize,
+}
+
+fn parse_args() -> std::result::Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let (mut gt, mut results, mut iou, mut out, mut images, mut metrics, mut tiles) =
+        (None, None, None, None, None, None, 12);
+    while let Some(a) = it.next() {
+        let mut val = || it.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--gt" => gt = Some(PathBuf::from(val()?)),
+            "--results" => results = Some(PathBuf::from(val()?)),
+            "--iou-type" => iou = Some(val()?),
+            "--out" => out = Some(PathBuf::from(val()?)),
+            "--images" => images = Some(PathBuf::from(val()?)),
+            "--metrics" => metrics = Some(PathBuf::from(val()?)),
+            "--tiles" => {
+                let v = val()?;
+                tiles = v
+                    .parse()
+                    .map_err(|_| format!("--tiles {v:?} is not a whole number"))?;
+            }
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(Args {
+        gt: gt.ok_or("--gt is required")?,
+        results: results.ok_or("--results is required")?,
+        iou,
+        out,
+        images,
+        metrics,
+        tiles,
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("ed-eval: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ed-eval: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+const STAT_NAMES: [&str; 12] = [
+    "AP",
+    "AP50",
+    "AP75",
+    "AP_small",
+    "AP_medium",
+    "AP_large",
+    "AR1",
+    "AR10",
+    "AR100",
+    "AR_small",
+    "AR_medium",
+    "AR_large",
+];
+
+fn run(args: &Args) -> Result<()> {
+    let gt_name = args.gt.display().to_string();
+    let dt_name = args.results.display().to_string();
+    let gt = Coco::read_strict(&args.gt)?;
+    let dt = Results::read(&args.results, &gt)?;
+    let has_masks = !dt.detections.is_empty() && dt.detections.iter().all(|d| d.mask.is_some());
+    let types: Vec<IouType> = match args.iou.as_deref() {
+        None if has_masks => vec![IouType::Bbox, IouType::Segm],
+        None => vec![IouType::Bbox],
+        Some("both") => vec![IouType::Bbox, IouType::Segm],
+        Some(s) => vec![IouType::parse(s)?],
+    };
+    let segm = types.contains(&IouType::Segm);
+    if segm {
+        dt.masks_for("segm evaluation")?;
+    }
+
+    let mut coco_json = serde_json::Map::new();
+    let mut coco_results: Vec<(IouType, CocoEvalResult)> = Vec::new();
+    for &t in &types {
+        let r = evaluate(&gt, &dt, t)?;
+        println!("COCOeval iouType={}", t.as_str());
+        print!("{}", r.summary_text());
+        coco_json.insert(t.as_str().into(), coco_to_json(&r));
+        coco_results.push((t, r));
+    }
+
+    let (images, classes) = image_evals(&gt, &dt, &dt_name, segm)?;
+    let ev = metrics::evaluate(&images, classes.len(), &EvalOptions::default())?;
+    print_ultralytics("B", &ev.boxes);
+    if let Some(m) = &ev.masks {
+        print_ultralytics("M", m);
+    }
+
+    let out = args.out.clone().unwrap_or_else(|| {
+        let stem = args
+            .results
+            .file_stem()
+            .map_or("results".into(), |s| s.to_string_lossy().into_owned());
+        args.results.with_file_name(format!("{stem}_eval"))
+    });
+    std::fs::create_dir_all(&out).map_err(|source| Error::Io {
+        path: out.clone(),
+        source,
+    })?;
+    let metrics_json = json!({
+        "gt": gt_name,
+        "results": dt_name,
+        "coco": coco_json,
+        "ultralytics": ev,
+    });
+    let bytes = serde_json::to_vec_pretty(&metrics_json).map_err(|e| Error::msg(e.to_string()))?;
+    let mpath = out.join("metrics.json");
+    write_atomic(&mpath, |w| {
+        w.write_all(&bytes).map_err(|source| Error::Io {
+            path: mpath.clone(),
+            source,
+        })
+    })?;
+    metrics::write_jsonl(&out.join("per_image.jsonl"), &ev.per_image)?;
+
+    let tiles = match &args.images {
+        Some(dir) => tiles(&gt, &images, &classes, dir, args.tiles)?,
+        None => Vec::new(),
+    };
+    let report = report_input(args, &coco_results, &ev, &classes, tiles);
+    let rendered = write_report(&out.join("report.html"), &report)?;
+    for p in &rendered.problems {
+        eprintln!("ed-eval: report: {p}");
+    }
+    println!(
+        "wrote {}/{{metrics.json, per_image.jsonl, report.html}}",
+        out.display()
+    );
+    Ok(())
+}
+
+fn coco_to_json(r: &CocoEvalResult) -> Value {
+    let stats: serde_json::Map<String, Value> = STAT_NAMES
+        .iter()
+        .zip(r.stats)
+        .map(|(n, v)| (n.to_string(), json!(v)))
+        .collect();
+    let per_class: Vec<Value> = r
+        .per_class_ap
+        .iter()
+        .map(|c| json!({"category_id": c.category_id, "AP": c.ap, "AP50": c.ap50}))
+        .collect();
+    json!({"stats": stats, "per_class": per_class})
+}
+
+fn print_ultralytics(tag: &str, m: &DetectionMetrics) {
+    println!(
+        "ultralytics ({tag}): P {:.4}  R {:.4}  mAP50 {:.4}  mAP50-95 {:.4}  (best mean-F1 confidence {:.3})",
+        m.mp, m.mr, m.map50, m.map, m.best_conf
+    );
+}
+
+fn report_input(
+    args: &Args,
+    coco: &[(IouType, CocoEvalResult)],
+    ev: &metrics::Evaluation,
+    classes: &ClassMap,
+    predictions: Vec<ImageTile>,
+) -> ReportInput {
+    let mut stats = Vec::new();
+    let mut tables = Vec::new();
+    for (t, r) in coco {
+        for (n, v) in STAT_NAMES.iter().zip(r.stats).take(3) {
+            stats.push((format!("COCO {} {n}", t.as_str()), v));
+        }
+        tables.push(Table {
+            title: format!("Per-class AP, COCOeval {}", t.as_str()),
+            columns: vec!["AP50-95".into(), "AP50".into()],
+            rows: r
+                .per_class_ap
+                .iter()
+                .map(|c| {
+                    let name = classes
+                        .index(c.category_id)
+                        .map_or("?", |i| classes.name(i));
+                    (name.to_string(), vec![c.ap, c.ap50])
+                })
+                .collect(),
+        });
+    }
+    let mut curves = Vec::new();
+    for (tag, task, m) in [
+        ("B", "box", Some(&ev.boxes)),
+        ("M", "mask", ev.masks.as_ref()),
+    ] {
+        let Some(m) = m else { continue };
+        stats.extend([
+            (format!("precision({tag})"), m.mp),
+            (format!("recall({tag})"), m.mr),
+            (format!("mAP50({tag})"), m.map50),
+            (format!("mAP50-95({tag})"), m.map),
+        ]);
+        let named = |rows: &[Vec<f64>]| -> Vec<NamedCurve> {
+            m.classes
+                .iter()
+                .zip(rows)
+                .map(|(&c, y)| NamedCurve {
+                    name: classes.name(c).to_string(),
+                    y: y.clone(),
+                })
+                .collect()
+        };
+        curves.push(CurveSet::precision_recall(
+            task,
+            m.curves.px.clone(),
+            named(&m.curves.pr),
+            m.map50,
+        ));
+        curves.push(CurveSet::f1_confidence(
+            task,
+            m.curves.px.clone(),
+            named(&m.curves.f1),
+        ));
+        tables.push(Table {
+            title: format!("Per-class, ultralytics ({task})"),
+            columns: vec![
+                "P".into(),
+                "R".into(),
+                "AP50".into(),
+                "AP50-95".into(),
+                "instances".into(),
+            ],
+            rows: m
+                .classes
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| {
+                    let n = ev.nt_per_class.get(c).copied().unwrap_or(0) as f64;
+                    (
+                        classes.name(c).to_string(),
+                        vec![m.p[i], m.r[i], m.ap50[i], m.ap50_95[i], n],
+                    )
+                })
+                .collect(),
+        });
+    }
+    let nc = ev.confusion.nc;
+    let mut names: Vec<String> = (0..nc).map(|c| classes.name(c).to_string()).collect();
+    names.push("background".into());
+    let counts = (0..=nc)
+        .map(|p| (0..=nc).map(|t| ev.confusion.get(p, t)).collect())
+        .collect();
+    ReportInput {
+        title: format!("{} on {}", args.results.display(), args.gt.display()),
+        stats,
+        tables,
+        curves,
+        confusion: vec![ConfusionMatrix {
+            title: "Confusion matrix (box)".into(),
+            names,
+            counts,
+        }],
+        metrics_jsonl: args.metrics.clone(),
+        predictions,
+        config: Some(json!({
+            "gt": args.gt.display().to_string(),
+            "results": args.results.display().to_string(),
+            "iou_type": args.iou.clone().unwrap_or_else(|| "auto".into()),
+            "images": args.images.as_ref().map(|p| p.display().to_string()),
+        })),
+        ..ReportInput::default()
+    }
+}
+
+/// The first `n` ground-truth images with their boxes, masks and predictions above 0.25.
+fn tiles(
+    gt: &Coco,
+    images: &[ImageEval],
+    classes: &ClassMap,
+    dir: &Path,
+    n: usize,
+) -> Result<Vec<ImageTile>> {
+    let mut gt_images: Vec<_> = gt.images.iter().collect();
+    gt_images.sort_by_key(|im| im.id);
+    let mut out = Vec::new();
+    for (im, ev) in gt_images.iter().zip(images).take(n) {
+        let image = load_rgb(dir.join(&im.file_name))?;
+        let xywh = |b: [f64; 4]| [b[0], b[1], b[2] - b[0], b[3] - b[1]];
+        let mut overlays: Vec<Overlay> = ev
+            .gt
+            .iter()
+            .map(|g| Overlay {
+                kind: OverlayKind::Truth,
+                class: g.class,
+                label: classes.name(g.class).to_string(),
+                score: None,
+                bbox: xywh(g.bbox),
+                mask: g.mask.as_ref().map(|m| m.to_gray()),
+            })
+            .collect();
+        overlays.extend(ev.pred.iter().filter(|p| p.score >= 0.25).map(|p| Overlay {
+            kind: OverlayKind::Prediction,
+            class: p.class,
+            label: classes.name(p.class).to_string(),
+            score: Some(p.score),
+            bbox: xywh(p.bbox),
+            mask: p.mask.as_ref().map(|m| m.to_gray()),
+        }));
+        out.push(ImageTile {
+            name: ev.name.clone(),
+            image,
+            overlays,
+        });
+    }
+    Ok(out)
+}
