@@ -4,4 +4,4 @@ pub mod cocoeval;
 pub mod results;
 
 pub use cocoeval::{CocoEvalResult, IouType, evaluate};
-pub use results::{Detection, ResultRecord, Results};
+pub use results::{Detection, ResultRecord, Results, ResultsMode};
