@@ -8,4 +8,4 @@ pub mod report;
 pub mod results;
 
 pub use cocoeval::{CocoEvalResult, IouType, evaluate};
-pub use results::{Detection, ResultRecord, Results};
+pub use results::{Detection, ResultRecord, Results, ResultsMode};
