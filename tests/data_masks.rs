@@ -3,11 +3,12 @@
 //! polygons, merges, IoUs, uncompressed RLEs and dense masks; every answer must be equal
 //! (compressed strings byte for byte, areas and boxes exactly, IoU bit for bit). The shared
 //! fixture coco-eval-visible.safetensors adds a real COCO file: every annotation and result.
+mod common;
+use common::shared_file;
 use edgedistill::Error;
 use edgedistill::backend::cpu::mask_iou::{PackedMasks, mask_iou};
 use edgedistill::data::masks::{MaskError, Rle, pack, polygon_extent};
 use edgedistill::io::Safetensors;
-use std::path::{Path, PathBuf};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -249,21 +250,6 @@ fn dense_masks_encode_as_pycocotools() {
         assert_eq!(&r.decode(), m, "dense {i}");
         assert_round_trips(&r, &format!("dense {i}"));
     }
-}
-
-/// The shared fixtures: $EDGEDISTILL_SHARED, else ../shared (or ../../shared from a
-/// worktree) next to the crate.
-fn shared_file(name: &str) -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut dirs: Vec<PathBuf> = std::env::var_os("EDGEDISTILL_SHARED")
-        .map(PathBuf::from)
-        .into_iter()
-        .collect();
-    dirs.push(root.join("../shared"));
-    dirs.push(root.join("../../shared"));
-    dirs.into_iter()
-        .map(|d| d.join("fixtures").join(name))
-        .find(|p| p.is_file())
 }
 
 #[test]

@@ -1,21 +1,10 @@
 //! ed-eval end to end on the shared coco-eval fixture: pycocotools' printout with the
 //! fixture's numbers, the three files, a self-contained report, and errors naming records.
+mod common;
+use common::shared_file;
 use edgedistill::io::safetensors::Safetensors;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-
-fn shared_file(name: &str) -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut dirs: Vec<PathBuf> = std::env::var_os("EDGEDISTILL_SHARED")
-        .map(PathBuf::from)
-        .into_iter()
-        .collect();
-    dirs.push(root.join("../shared"));
-    dirs.push(root.join("../../shared"));
-    dirs.into_iter()
-        .map(|d| d.join("fixtures").join(name))
-        .find(|p| p.is_file())
-}
 
 fn tmpdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("ed-eval-{tag}-{}", std::process::id()));

@@ -1,5 +1,7 @@
 //! safetensors read/write, state dicts, module loading, BatchNorm2d/LayerNorm/Dropout,
 //! init, the real shared fixtures, and a no-panic sweep over malformed headers.
+mod common;
+use common::shared_file;
 use edgedistill::io::{
     Safetensors, StateDict, bytes_materialized, save_safetensors, to_safetensors_bytes,
 };
@@ -10,7 +12,7 @@ use edgedistill::tensor::Rng;
 use edgedistill::{DType, Error, Tensor};
 use half::{bf16, f16};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 /// Every test that reads tensors out of a file holds this, so the zero-copy test can
@@ -693,21 +695,6 @@ fn default_inits_have_torch_bounds() {
     );
     let p = nn::parameter(Tensor::zeros(2, DType::F32)).unwrap();
     assert!(p.requires_grad());
-}
-
-/// The shared fixtures: $EDGEDISTILL_SHARED, else ../shared (or ../../shared from a
-/// worktree) next to the crate.
-fn shared_file(name: &str) -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut dirs: Vec<PathBuf> = std::env::var_os("EDGEDISTILL_SHARED")
-        .map(PathBuf::from)
-        .into_iter()
-        .collect();
-    dirs.push(root.join("../shared"));
-    dirs.push(root.join("../../shared"));
-    dirs.into_iter()
-        .map(|d| d.join("fixtures").join(name))
-        .find(|p| p.is_file())
 }
 
 #[test]

@@ -58,3 +58,19 @@ pub fn assert_close_rel(got: &[f64], want: &[f64], tol: f64) {
         );
     }
 }
+
+/// A shared fixture file: $EDGEDISTILL_SHARED/fixtures/NAME, else ../shared (or
+/// ../../shared from a worktree) next to the crate.
+pub fn shared_file(name: &str) -> Option<std::path::PathBuf> {
+    use std::path::{Path, PathBuf};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut dirs: Vec<PathBuf> = std::env::var_os("EDGEDISTILL_SHARED")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    dirs.push(root.join("../shared"));
+    dirs.push(root.join("../../shared"));
+    dirs.into_iter()
+        .map(|d| d.join("fixtures").join(name))
+        .find(|p| p.is_file())
+}

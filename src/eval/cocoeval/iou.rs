@@ -8,26 +8,8 @@ use crate::{Error, Result};
 /// maskApi's `bbIou` on `[x, y, w, h]` boxes, row-major `[dt.len(), gt.len()]`: 0 unless
 /// the boxes overlap with positive width and height.
 pub fn box_iou(dt: &[[f64; 4]], gt: &[[f64; 4]], crowd: &[bool]) -> Vec<f64> {
-    let mut out = vec![0.0; dt.len() * gt.len()];
-    for (d, row) in dt.iter().zip(out.chunks_mut(gt.len().max(1))) {
-        let da = d[2] * d[3];
-        for ((g, &c), o) in gt.iter().zip(crowd).zip(row.iter_mut()) {
-            let ga = g[2] * g[3];
-            // C's fmin/fmax, in maskApi's operand order.
-            let w = (d[2] + d[0]).min(g[2] + g[0]) - d[0].max(g[0]);
-            if w <= 0.0 {
-                continue;
-            }
-            let h = (d[3] + d[1]).min(g[3] + g[1]) - d[1].max(g[1]);
-            if h <= 0.0 {
-                continue;
-            }
-            let i = w * h;
-            let u = if c { da } else { da + ga - i };
-            *o = i / u;
-        }
-    }
-    out
+    // One implementation of maskApi's bbIou for the crate (same operations and order).
+    crate::eval::metrics::box_iou_coco(dt, gt, crowd)
 }
 
 /// `maskUtils.iou` on the cell's masks: maskApi's box gate (`bbIou` of the masks'
