@@ -111,53 +111,46 @@ pub fn plan_coco_to_yolo(
     let mut taken: HashMap<PathBuf, u64> = HashMap::new();
     let mut usable: Vec<Option<PathBuf>> = vec![None; coco.images.len()];
     for (i, img) in coco.images.iter().enumerate() {
-        if by_id.contains_key(&img.id) {
+        // Every way an image is left out: counted, and a problem naming it.
+        let mut skip = |code: &'static str, msg: String| {
             report.images_skipped += 1;
-            report.problems.push(problem(
-                RecordKind::Image,
-                img.id,
+            report
+                .problems
+                .push(problem(RecordKind::Image, img.id, code, msg));
+        };
+        if by_id.contains_key(&img.id) {
+            skip(
                 "duplicate_image_id",
                 "image id given twice; the later record is left out".into(),
-            ));
+            );
             continue;
         }
         by_id.insert(img.id, i);
         let rel = match label_rel_path(&img.file_name) {
             Ok(r) => r,
             Err(msg) => {
-                report.images_skipped += 1;
-                report
-                    .problems
-                    .push(problem(RecordKind::Image, img.id, "bad_file_name", msg));
+                skip("bad_file_name", msg);
                 continue;
             }
         };
         if let Some(&other) = taken.get(&rel) {
-            report.images_skipped += 1;
-            report.problems.push(problem(
-                RecordKind::Image,
-                img.id,
+            skip(
                 "label_path_clash",
                 format!(
                     "{} has the label path {} of image {other}; left out",
                     img.file_name,
                     rel.display()
                 ),
-            ));
+            );
             continue;
         }
         taken.insert(rel.clone(), img.id);
         match (img.width, img.height) {
             (Some(w), Some(h)) if w > 0 && h > 0 => usable[i] = Some(rel),
-            _ => {
-                report.images_skipped += 1;
-                report.problems.push(problem(
-                    RecordKind::Image,
-                    img.id,
-                    "no_size",
-                    "no positive width/height (needed to normalise; run ed-validate first)".into(),
-                ));
-            }
+            _ => skip(
+                "no_size",
+                "no positive width/height (needed to normalise; run ed-validate first)".into(),
+            ),
         }
     }
     // Annotations go to the first image record of their id.
