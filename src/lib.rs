@@ -25,9 +25,11 @@ pub mod error;
 pub mod eval;
 pub mod io;
 pub mod loss;
+pub mod models;
 pub mod nn;
 pub mod optim;
 pub mod tensor;
+pub mod train;
 
 pub use autograd::{NoGradGuard, no_grad};
 pub use error::{Error, Result, ResultExt};

@@ -15,6 +15,7 @@ pub mod progress;
 pub mod sample;
 pub mod seg_mask;
 pub mod split;
+pub mod synth;
 pub mod validate;
 pub mod yolo_txt;
 

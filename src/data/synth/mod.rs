@@ -1,0 +1,1 @@
+//! Generated instance-segmentation datasets (the demo's data).

@@ -1,0 +1,1 @@
+//! ultralytics v8DetectionLoss / v8SegmentationLoss: TAL assigner, CIoU, DFL, BCE, mask BCE.

@@ -1,0 +1,2 @@
+//! YOLOv8 (detect and seg) as ultralytics builds it from its model yaml.
+pub mod postprocess;

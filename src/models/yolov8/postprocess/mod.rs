@@ -1,0 +1,1 @@
+//! From raw head outputs to boxes, scores, classes and masks (ultralytics NMS + process_mask).
