@@ -1,2 +1,3 @@
 //! YOLOv8 (detect and seg) as ultralytics builds it from its model yaml.
+pub mod anchors;
 pub mod postprocess;
