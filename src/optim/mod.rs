@@ -1,9 +1,19 @@
 //! Optimizers. Updates run in place on the parameters' storage, following PyTorch's
 //! update order exactly, so a run can be compared step by step with torch.optim.
 mod adamw;
+pub mod clip;
+pub mod ema;
+pub mod groups;
+pub mod scaler;
+pub mod schedule;
 mod sgd;
 
 pub use adamw::{AdamW, AdamWConfig};
+pub use clip::{clip_grad_norm, grad_norm};
+pub use ema::ModelEma;
+pub use groups::{GroupKind, Optimizer, OptimizerKind, ParamGroup, ParamState, classify_param};
+pub use scaler::LossScaler;
+pub use schedule::ScheduleConfig;
 pub use sgd::{Sgd, SgdConfig};
 
 use crate::{Error, Result, Tensor};

@@ -47,33 +47,9 @@ impl Sgd {
 
     /// One update from the current `.grad`s; parameters without a gradient are skipped.
     pub fn step(&mut self) -> Result<()> {
-        let c = self.cfg.clone();
         for (p, buf) in self.params.iter().zip(self.bufs.iter_mut()) {
             let Some(g) = grad_values(p)? else { continue };
-            let w = p.to_vec_f64()?;
-            let mut d: Vec<f64> = g
-                .iter()
-                .zip(&w)
-                .map(|(g, w)| g + c.weight_decay * w)
-                .collect();
-            if c.momentum != 0.0 {
-                let b = match buf.take() {
-                    None => d.clone(),
-                    Some(mut b) => {
-                        b.iter_mut()
-                            .zip(&d)
-                            .for_each(|(b, d)| *b = c.momentum * *b + (1.0 - c.dampening) * d);
-                        b
-                    }
-                };
-                if c.nesterov {
-                    d.iter_mut().zip(&b).for_each(|(d, b)| *d += c.momentum * b);
-                } else {
-                    d.copy_from_slice(&b);
-                }
-                *buf = Some(b);
-            }
-            update_in_place(p, |i, v| v - c.lr * d[i])?;
+            sgd_update(p, &g, buf, &self.cfg)?;
         }
         Ok(())
     }
@@ -81,4 +57,38 @@ impl Sgd {
     pub fn zero_grad(&self) {
         super::zero_grad(&self.params);
     }
+}
+
+/// One torch.optim.SGD update of `p` from gradient `g`; `buf` is its momentum buffer
+/// (None before the first step). Shared by `Sgd` and the grouped `Optimizer`.
+pub(crate) fn sgd_update(
+    p: &Tensor,
+    g: &[f64],
+    buf: &mut Option<Vec<f64>>,
+    c: &SgdConfig,
+) -> Result<()> {
+    let w = p.to_vec_f64()?;
+    let mut d: Vec<f64> = g
+        .iter()
+        .zip(&w)
+        .map(|(g, w)| g + c.weight_decay * w)
+        .collect();
+    if c.momentum != 0.0 {
+        let b = match buf.take() {
+            None => d.clone(),
+            Some(mut b) => {
+                b.iter_mut()
+                    .zip(&d)
+                    .for_each(|(b, d)| *b = c.momentum * *b + (1.0 - c.dampening) * d);
+                b
+            }
+        };
+        if c.nesterov {
+            d.iter_mut().zip(&b).for_each(|(d, b)| *d += c.momentum * b);
+        } else {
+            d.copy_from_slice(&b);
+        }
+        *buf = Some(b);
+    }
+    update_in_place(p, |i, v| v - c.lr * d[i])
 }
