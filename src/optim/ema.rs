@@ -67,14 +67,20 @@ impl ModelEma {
                     let w = (1.0 - d) as f32;
                     let src = mv.to_dtype(DType::F32)?.to_vec::<f32>()?;
                     e.with_slice_mut(|s: &mut [f32]| {
-                        s.iter_mut().zip(&src).for_each(|(a, &b)| *a = lerp32(*a, b, w))
+                        s.iter_mut()
+                            .zip(&src)
+                            .for_each(|(a, &b)| *a = lerp32(*a, b, w))
                     })?;
                 }
                 dt if dt.is_float() => {
                     let src = mv.to_vec_f64()?;
                     let cur = e.to_vec_f64()?;
                     let w = 1.0 - d;
-                    let v: Vec<f64> = cur.iter().zip(&src).map(|(&a, &b)| lerp64(a, b, w)).collect();
+                    let v: Vec<f64> = cur
+                        .iter()
+                        .zip(&src)
+                        .map(|(&a, &b)| lerp64(a, b, w))
+                        .collect();
                     e.assign(&Tensor::from_vec(v, e.shape().clone())?)?;
                 }
                 _ => {}
@@ -92,7 +98,8 @@ impl ModelEma {
     /// must be present with the same shape.
     pub fn load_state(&mut self, get: impl Fn(&str) -> Result<Tensor>) -> Result<()> {
         for (n, t) in &self.state {
-            t.assign(&get(n)?).map_err(|e| e.context(format!("ema entry {n}")))?;
+            t.assign(&get(n)?)
+                .map_err(|e| e.context(format!("ema entry {n}")))?;
         }
         Ok(())
     }
@@ -127,9 +134,12 @@ fn copy_state(m: &dyn Module, values: &[(String, Tensor)]) -> Result<()> {
     }
     for ((tn, t), (vn, v)) in targets.iter().zip(values) {
         if tn != vn {
-            return Err(Error::msg(format!("ema: entry {vn} where the model has {tn}")));
+            return Err(Error::msg(format!(
+                "ema: entry {vn} where the model has {tn}"
+            )));
         }
-        t.assign(v).map_err(|e| e.context(format!("ema entry {tn}")))?;
+        t.assign(v)
+            .map_err(|e| e.context(format!("ema entry {tn}")))?;
     }
     Ok(())
 }

@@ -173,7 +173,9 @@ impl Optimizer {
         let kind = self.kind;
         for g in &self.groups {
             for (name, p) in g.names.iter().zip(&g.params) {
-                let Some(grad) = grad_values(p)? else { continue };
+                let Some(grad) = grad_values(p)? else {
+                    continue;
+                };
                 match kind {
                     OptimizerKind::Sgd { nesterov } => {
                         let c = SgdConfig {
@@ -242,7 +244,8 @@ impl Optimizer {
     /// Replace the per-parameter state (resume). Every name must be a parameter of this
     /// optimizer with a state of the right kind and length.
     pub fn set_state(&mut self, state: BTreeMap<String, ParamState>) -> Result<()> {
-        let sizes: BTreeMap<&str, usize> = self.params().map(|(n, t)| (n, t.elem_count())).collect();
+        let sizes: BTreeMap<&str, usize> =
+            self.params().map(|(n, t)| (n, t.elem_count())).collect();
         for (name, st) in &state {
             let Some(&n) = sizes.get(name.as_str()) else {
                 return Err(Error::msg(format!(

@@ -73,9 +73,7 @@ impl ScheduleConfig {
     /// max(epochs - 1, 0)) * nb)` (0 when that warmup is 0), then at least
     /// `min_warmup_iters` when warmup is on.
     pub fn warmup_iters(&self, nb: usize) -> usize {
-        let we = self
-            .warmup_epochs
-            .min((self.epochs as f64 - 1.0).max(0.0));
+        let we = self.warmup_epochs.min((self.epochs as f64 - 1.0).max(0.0));
         if we > 0.0 {
             py_round(we * nb as f64).max(self.min_warmup_iters)
         } else {
@@ -102,8 +100,15 @@ impl ScheduleConfig {
     /// The momentum at global batch `ni`: warmup_momentum → momentum during warmup.
     /// After warmup it stays at whatever warmup left (`momentum`), as in ultralytics.
     pub fn momentum(&self, ni: usize, nw: usize) -> Option<f64> {
-        (nw > 0 && ni <= nw)
-            .then(|| interp(ni as f64, 0.0, nw as f64, self.warmup_momentum, self.momentum))
+        (nw > 0 && ni <= nw).then(|| {
+            interp(
+                ni as f64,
+                0.0,
+                nw as f64,
+                self.warmup_momentum,
+                self.momentum,
+            )
+        })
     }
 
     /// Set every group's lr (and SGD momentum during warmup) for batch `ni` of `epoch`.
