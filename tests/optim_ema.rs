@@ -10,7 +10,8 @@ fn ema_follows_ultralytics_decay_and_covers_buffers() -> Result<()> {
     let set = |name: &str, v: f32| {
         for (n, t) in bn.named_parameters().into_iter().chain(bn.named_buffers()) {
             if n == name {
-                t.assign(&Tensor::from_vec(vec![v; 2], [2]).unwrap()).unwrap();
+                t.assign(&Tensor::from_vec(vec![v; 2], [2]).unwrap())
+                    .unwrap();
             }
         }
     };
@@ -19,10 +20,20 @@ fn ema_follows_ultralytics_decay_and_covers_buffers() -> Result<()> {
     ema.update(&bn)?;
     let d = 0.9999 * (1.0 - (-1.0f64 / 2000.0).exp());
     let get = |name: &str| {
-        ema.state().iter().find(|(n, _)| n == name).unwrap().1.to_vec_f64().unwrap()[0]
+        ema.state()
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap()
+            .1
+            .to_vec_f64()
+            .unwrap()[0]
     };
     let want_w = 1.0 * d + 3.0 * (1.0 - d);
-    assert!((get("weight") - want_w).abs() < 1e-6, "{} vs {want_w}", get("weight"));
+    assert!(
+        (get("weight") - want_w).abs() < 1e-6,
+        "{} vs {want_w}",
+        get("weight")
+    );
     assert!((get("running_mean") - 2.0 * (1.0 - d)).abs() < 1e-6);
     assert_eq!(ema.updates, 1);
     // swap in for validation and back
@@ -46,7 +57,9 @@ fn loss_scaler_backs_off_and_grows() -> Result<()> {
     s.update(false);
     // an inf gradient: step skipped, scale halves
     p.zero_grad();
-    p.mul(&Tensor::from_vec(vec![f32::INFINITY, 1.0], [2])?)?.sum_all()?.backward()?;
+    p.mul(&Tensor::from_vec(vec![f32::INFINITY, 1.0], [2])?)?
+        .sum_all()?
+        .backward()?;
     assert!(s.unscale(std::slice::from_ref(&p))?);
     s.update(true);
     assert_eq!((s.scale, s.growth_tracker), (32768.0, 0));

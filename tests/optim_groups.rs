@@ -23,7 +23,12 @@ fn run(kind: OptimizerKind, prefix: &str) -> Result<()> {
     let sd = fixture();
     let params: Vec<Tensor> = NAMES
         .iter()
-        .map(|n| sd.get(&format!("init.{n}")).unwrap().requires_grad_().unwrap())
+        .map(|n| {
+            sd.get(&format!("init.{n}"))
+                .unwrap()
+                .requires_grad_()
+                .unwrap()
+        })
         .collect();
     let kinds = [GroupKind::Weight, GroupKind::Norm, GroupKind::Bias];
     let groups = (0..3)
@@ -47,7 +52,10 @@ fn run(kind: OptimizerKind, prefix: &str) -> Result<()> {
         let got = params[i].to_vec_f64()?;
         let want = sd.get(&format!("{prefix}.{n}"))?.to_vec_f64()?;
         for (g, w) in got.iter().zip(&want) {
-            assert!((g - w).abs() < 1e-12, "{prefix}.{n}: got {got:?} want {want:?}");
+            assert!(
+                (g - w).abs() < 1e-12,
+                "{prefix}.{n}: got {got:?} want {want:?}"
+            );
         }
         // and the update did something
         let init = sd.get(&format!("init.{n}"))?.to_vec_f64()?;
@@ -80,7 +88,10 @@ fn groups_from_module_follow_ultralytics() -> Result<()> {
     assert_eq!(names(1), ["1.weight"]);
     assert_eq!(names(2), ["1.bias", "2.bias"]);
     assert_eq!(
-        opt.groups.iter().map(|g| g.weight_decay).collect::<Vec<_>>(),
+        opt.groups
+            .iter()
+            .map(|g| g.weight_decay)
+            .collect::<Vec<_>>(),
         [1e-3, 0.0, 0.0]
     );
     // a custom classifier: everything with decay

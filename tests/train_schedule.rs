@@ -21,13 +21,22 @@ fn schedule_matches_ultralytics_table() {
             ..Default::default()
         };
         let nw = s.warmup_iters(nb);
-        assert_eq!(nw, u("nw"), "warmup iterations (Python rounds half to even)");
+        assert_eq!(
+            nw,
+            u("nw"),
+            "warmup iterations (Python rounds half to even)"
+        );
         let (acc0, wd) = accumulation(64, batch, 5e-4, Some(nb * epochs));
         assert_eq!(acc0, u("acc0"));
         assert!((wd - c["weight_decay"].as_f64().unwrap()).abs() < 1e-18);
         let (mut acc, mut last, mut mom) = (acc0, -1i64, s.momentum);
         for row in c["rows"].as_array().unwrap() {
-            let r: Vec<f64> = row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            let r: Vec<f64> = row
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
             let ni = r[0] as usize;
             let epoch = ni / nb;
             if nw > 0 && ni <= nw {
@@ -40,9 +49,17 @@ fn schedule_matches_ultralytics_table() {
             for (g, k) in kinds.iter().enumerate() {
                 let lr = s.lr(*k, s.lr0, epoch, ni, nw);
                 // torch LambdaLR and np.interp in float64: identical formulas, 1 ulp slack
-                assert!((lr - r[1 + g]).abs() <= 1e-15, "ni {ni} group {g}: {lr} vs {}", r[1 + g]);
+                assert!(
+                    (lr - r[1 + g]).abs() <= 1e-15,
+                    "ni {ni} group {g}: {lr} vs {}",
+                    r[1 + g]
+                );
             }
-            assert!((mom - r[4]).abs() <= 1e-15, "ni {ni} momentum {mom} vs {}", r[4]);
+            assert!(
+                (mom - r[4]).abs() <= 1e-15,
+                "ni {ni} momentum {mom} vs {}",
+                r[4]
+            );
             assert_eq!(acc, r[5] as usize, "ni {ni} accumulate");
             let stepped = ni as i64 - last >= acc as i64;
             if stepped {
@@ -57,7 +74,11 @@ fn schedule_matches_ultralytics_table() {
 
 #[test]
 fn lf_closed_forms() {
-    let s = ScheduleConfig { epochs: 10, lrf: 0.1, ..Default::default() };
+    let s = ScheduleConfig {
+        epochs: 10,
+        lrf: 0.1,
+        ..Default::default()
+    };
     assert_eq!(s.lf(0.0), 1.0);
     assert!((s.lf(5.0) - 0.55).abs() < 1e-15);
     assert!((s.lf(20.0) - 0.1).abs() < 1e-15, "clipped at lrf");
@@ -66,7 +87,10 @@ fn lf_closed_forms() {
     assert!((c.lf(5.0) - 0.55).abs() < 1e-15);
     assert!((c.lf(10.0) - 0.1).abs() < 1e-15);
     // ultralytics 8.0-8.3 style floor of 100 warmup iterations
-    let old = ScheduleConfig { min_warmup_iters: 100, ..Default::default() };
+    let old = ScheduleConfig {
+        min_warmup_iters: 100,
+        ..Default::default()
+    };
     assert_eq!(old.warmup_iters(10), 100);
     assert_eq!(ScheduleConfig::default().warmup_iters(10), 30);
 }
