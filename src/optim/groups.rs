@@ -32,6 +32,9 @@ pub fn classify_param(name: &str, t: &Tensor) -> GroupKind {
     }
 }
 
+/// A custom `(name, parameter) -> group` rule for `Optimizer::from_module`.
+pub type ParamClassifier<'a> = &'a dyn Fn(&str, &Tensor) -> GroupKind;
+
 /// One parameter group with its hyper-parameters.
 #[derive(Clone, Debug)]
 pub struct ParamGroup {
@@ -139,7 +142,7 @@ impl Optimizer {
         lr: f64,
         momentum: f64,
         decay: f64,
-        classify: Option<&dyn Fn(&str, &Tensor) -> GroupKind>,
+        classify: Option<ParamClassifier>,
     ) -> Result<Self> {
         let order = [GroupKind::Weight, GroupKind::Norm, GroupKind::Bias];
         let mut g: Vec<(GroupKind, Vec<(String, Tensor)>)> =

@@ -11,7 +11,9 @@ mod sgd;
 pub use adamw::{AdamW, AdamWConfig};
 pub use clip::{clip_grad_norm, grad_norm};
 pub use ema::ModelEma;
-pub use groups::{GroupKind, Optimizer, OptimizerKind, ParamGroup, ParamState, classify_param};
+pub use groups::{
+    GroupKind, Optimizer, OptimizerKind, ParamClassifier, ParamGroup, ParamState, classify_param,
+};
 pub use scaler::LossScaler;
 pub use schedule::ScheduleConfig;
 pub use sgd::{Sgd, SgdConfig};

@@ -88,6 +88,11 @@ impl MetricsLog {
     /// row must have exactly those keys (in any order).
     pub fn append(&mut self, row: &[(String, f64)]) -> Result<()> {
         if self.columns.is_empty() {
+            if let Some((k, _)) = row.iter().find(|(k, _)| k.contains([',', '\n', '"'])) {
+                return Err(Error::msg(format!(
+                    "metrics column {k:?} contains a comma, quote or newline"
+                )));
+            }
             self.columns = row.iter().map(|(k, _)| k.clone()).collect();
         }
         let mut vals = Vec::with_capacity(self.columns.len());
