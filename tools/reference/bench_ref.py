@@ -26,9 +26,57 @@ def timeit(fn, iters, warmup=3):
     return {"median_ms": ts[len(ts) // 2], "min_ms": ts[0], "iters": iters}
 
 
+def yolo_case(a):
+    """ultralytics on the weights ed-bench wrote: fused eval forward (what predict runs) or one
+    training step (train-mode forward, v8 loss on fixed random targets, backward, SGD step)."""
+    import torch
+    import ultralytics
+    from types import SimpleNamespace
+    from safetensors.torch import load_file
+    from ultralytics.nn.tasks import SegmentationModel, DetectionModel
+    from ultralytics.utils.loss import v8SegmentationLoss, v8DetectionLoss
+
+    torch.set_num_threads(a.threads)
+    cfg = json.load(open(a.config))
+    seg = cfg["head"][-1][2] == "Segment"
+    model = (SegmentationModel if seg else DetectionModel)(cfg, ch=3, nc=cfg["nc"], verbose=False).float()
+    missing, unexpected = model.load_state_dict(load_file(a.weights), strict=False)
+    assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), (missing, unexpected)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(a.batch, 3, a.imgsz, a.imgsz, generator=g)
+    res = {"ultralytics_version": ultralytics.__version__, "torch_version": torch.__version__}
+    if a.case == "yolo-forward":
+        model = model.fuse(verbose=False).eval()
+        with torch.inference_mode():
+            res["ultralytics_forward"] = timeit(lambda: model(x), a.iters)
+        return res
+    model.args = SimpleNamespace(box=7.5, cls=0.5, dfl=1.5, overlap_mask=False)
+    crit = (v8SegmentationLoss if seg else v8DetectionLoss)(model)
+    n = 4 * a.batch
+    batch = {"batch_idx": torch.arange(n).float() % a.batch, "cls": torch.randint(0, cfg["nc"], (n, 1), generator=g).float(),
+             "bboxes": torch.cat([torch.rand(n, 2, generator=g) * 0.5 + 0.25, torch.rand(n, 2, generator=g) * 0.3 + 0.1], 1)}
+    if seg:
+        batch["masks"] = (torch.rand(n, a.imgsz // 4, a.imgsz // 4, generator=g) > 0.5).float()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.937, nesterov=True)
+    model.train()
+
+    def step():
+        opt.zero_grad()
+        loss, _ = crit(model(x), batch)
+        loss.sum().backward()
+        opt.step()
+
+    res["ultralytics_train_step"] = timeit(step, a.iters, warmup=2)
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=["matmul", "conv", "conv-train", "mask-iou", "attention", "lora", "cocoeval-segm"])
+    ap.add_argument("case", choices=["matmul", "conv", "conv-train", "mask-iou", "attention", "lora", "cocoeval-segm", "yolo-forward", "yolo-train"])
+    ap.add_argument("--weights", help="yolo-*: safetensors state dict (ultralytics names) written by ed-bench")
+    ap.add_argument("--config", help="yolo-*: the model config JSON (ultralytics yaml as a dict)")
+    ap.add_argument("--imgsz", type=int, default=640)
+    ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--masks", help="mask-iou: safetensors file with u8 pred [N,H,W], gt [M,H,W], crowd [M]")
     ap.add_argument("--gt", help="cocoeval-segm: COCO ground-truth JSON")
     ap.add_argument("--dt", help="cocoeval-segm: COCO results JSON")
@@ -87,6 +135,8 @@ def main():
         h = [t.half() for t in (x, w, A, B)]
         out["torch_lora_f16"] = timeit(lambda: lora(*h), a.iters)
         out["torch_version"] = torch.__version__
+    elif a.case in ("yolo-forward", "yolo-train"):
+        out.update(yolo_case(a))
     elif a.case == "cocoeval-segm":
         import contextlib
         import io
