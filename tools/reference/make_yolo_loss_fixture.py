@@ -175,6 +175,23 @@ def case(name, seed, seg, b, nc, hw, per_image, nm=4, proto_hw=None, mask_hw=Non
     print(name, "items", items.tolist(), "fg", int(fg.sum()), "anchors", a, file=sys.stderr)
 
 
+def topk_rows(out):
+    """torch.topk(10) of sparse rows (A = 700 >= 64*10: torch's partial_sort path), with
+    zero-valued candidates near the start, where its tie order decides which zeros win."""
+    rng = np.random.default_rng(7)
+    rows, cand = np.zeros((24, 700), np.float32), np.zeros((24, 700), np.uint8)
+    for r in range(24):
+        pos = np.concatenate([rng.choice(14, 6, replace=False), rng.choice(np.arange(14, 700), r % 9, replace=False)])
+        cand[r, pos] = 1
+        vals = rng.uniform(0.1, 1.0, len(pos)).astype(np.float32)
+        vals[rng.random(len(pos)) < 0.5] = 0.0  # zero-metric candidates
+        rows[r, pos] = vals
+    idx = torch.topk(torch.tensor(rows), 10, dim=-1).indices
+    out["topk.rows"] = torch.tensor(rows)
+    out["topk.candidates"] = torch.tensor(cand)
+    out["topk.indices"] = idx.to(torch.int32)
+
+
 def shared_head():
     """Train-mode head outputs of the shared yolov8n-seg fixture, checked against its loss_items."""
     from ultralytics.nn.tasks import SegmentationModel
@@ -214,6 +231,7 @@ def main():
     case("seg_empty", 3, True, 2, 2, (160, 256), [0, 0], out=out, meta=meta)
     case("det_a", 4, False, 2, 4, (160, 256), [5, 2], out=out, meta=meta)
     case("det_b", 5, False, 2, 1, (256, 160), [0, 3], out=out, meta=meta)
+    topk_rows(out)
     save_file(out, os.path.join(OUT, "yolo_loss_cases.safetensors"), metadata={"cases": json.dumps(meta)})
     save_file(shared_head(), os.path.join(OUT, "yolo_loss_shared_head.safetensors"))
 

@@ -62,7 +62,10 @@ pub fn assign_image(
         target_score: vec![0.0; na],
     };
     // Candidates of each gt (sorted by anchor) and the anchors its top-k selected.
-    let cands: Vec<Vec<Cand>> = gts.iter().map(|g| candidates(p, &score, pd_boxes, anchors, g)).collect();
+    let cands: Vec<Vec<Cand>> = gts
+        .iter()
+        .map(|g| candidates(p, &score, pd_boxes, anchors, g))
+        .collect();
     let mut count = vec![0u32; na];
     let mut first = vec![0usize; na];
     for (j, cs) in cands.iter().enumerate() {
@@ -153,9 +156,17 @@ fn candidates(
         if ax - ex1 > eps && ay - ey1 > eps && ex2 - ax > eps && ey2 - ay > eps {
             let s = score(a, g.label);
             let overlap = ciou_f32(g.xyxy, pd_boxes[a]).max(0.0);
-            let sa = if p.alpha == 0.5 { s.sqrt() } else { s.powf(p.alpha) };
+            let sa = if p.alpha == 0.5 {
+                s.sqrt()
+            } else {
+                s.powf(p.alpha)
+            };
             let metric = sa * overlap.powf(p.beta);
-            out.push(Cand { anchor: a, metric, overlap });
+            out.push(Cand {
+                anchor: a,
+                metric,
+                overlap,
+            });
         }
     }
     out
@@ -252,4 +263,44 @@ fn adjust_heap(h: &mut [(f32, usize)], mut hole: usize, value: (f32, usize)) {
         parent = hole.wrapping_sub(1) / 2;
     }
     h[hole] = value;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// torch.topk's pick among candidates, zero ties included, on rows from the fixture.
+    #[test]
+    fn topk_picks_what_torch_picks() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/yolo_loss_cases.safetensors");
+        let f = crate::io::Safetensors::open(p).unwrap();
+        let rows = f.tensor("topk.rows").unwrap();
+        let (nr, na) = (rows.dims()[0], rows.dims()[1]);
+        let rows = rows.to_vec_f32().unwrap();
+        let cand = f.tensor("topk.candidates").unwrap().to_vec_f64().unwrap();
+        let idx = f.tensor("topk.indices").unwrap().to_vec_f64().unwrap();
+        let mut zero_picks = 0;
+        for r in 0..nr {
+            let cs: Vec<Cand> = (0..na)
+                .filter(|&a| cand[r * na + a] != 0.0)
+                .map(|a| Cand {
+                    anchor: a,
+                    metric: rows[r * na + a],
+                    overlap: 0.0,
+                })
+                .collect();
+            let mut got = select_topk(10, na, &cs);
+            got.sort_unstable();
+            let mut want: Vec<usize> = idx[r * 10..(r + 1) * 10]
+                .iter()
+                .map(|&v| v as usize)
+                .filter(|&a| cand[r * na + a] != 0.0)
+                .collect();
+            want.sort_unstable();
+            zero_picks += want.iter().filter(|&&a| rows[r * na + a] == 0.0).count();
+            assert_eq!(got, want, "row {r}");
+        }
+        assert!(zero_picks > 0, "the rows should exercise zero-metric ties");
+    }
 }

@@ -30,10 +30,17 @@ pub(crate) fn prepare(cfg: &YoloLossConfig, feats: &[Tensor], t: &Targets) -> Re
         return Err(bad("overlap_mask = true is not supported".into()));
     }
     if cfg.reg_max < 2 {
-        return Err(bad(format!("reg_max {} < 2 (the L1 variant is not supported)", cfg.reg_max)));
+        return Err(bad(format!(
+            "reg_max {} < 2 (the L1 variant is not supported)",
+            cfg.reg_max
+        )));
     }
     if feats.is_empty() || feats.len() != cfg.strides.len() {
-        return Err(bad(format!("{} feature levels for {} strides", feats.len(), cfg.strides.len())));
+        return Err(bad(format!(
+            "{} feature levels for {} strides",
+            feats.len(),
+            cfg.strides.len()
+        )));
     }
     let no = 4 * cfg.reg_max + cfg.nc;
     let batch = feats[0].dims().first().copied().unwrap_or(0);
@@ -42,7 +49,10 @@ pub(crate) fn prepare(cfg: &YoloLossConfig, feats: &[Tensor], t: &Targets) -> Re
     for (l, f) in feats.iter().enumerate() {
         let d = f.dims();
         if d.len() != 4 || d[0] != batch || d[1] != no {
-            return Err(bad(format!("level {l} is {}, expected [{batch}, {no}, h, w]", f.shape())));
+            return Err(bad(format!(
+                "level {l} is {}, expected [{batch}, {no}, h, w]",
+                f.shape()
+            )));
         }
         sizes.push((d[2], d[3]));
         flat.push(f.to_dtype(DType::F32)?.reshape([batch, no, d[2] * d[3]])?);
@@ -50,7 +60,10 @@ pub(crate) fn prepare(cfg: &YoloLossConfig, feats: &[Tensor], t: &Targets) -> Re
     let x = Tensor::cat(&flat.iter().collect::<Vec<_>>(), 2)?;
     let na = x.dims()[2];
     if na < cfg.tal_topk {
-        return Err(bad(format!("{na} anchors, fewer than topk {}", cfg.tal_topk)));
+        return Err(bad(format!(
+            "{na} anchors, fewer than topk {}",
+            cfg.tal_topk
+        )));
     }
     let (pt, st) = make_anchors(&sizes, &cfg.strides, 0.5)?;
     let points: Vec<[f32; 2]> = pt.to_vec_f32()?.chunks(2).map(|c| [c[0], c[1]]).collect();
@@ -83,7 +96,16 @@ pub(crate) fn prepare(cfg: &YoloLossConfig, feats: &[Tensor], t: &Targets) -> Re
             assign_image(&tal, score, &boxes, &anc, &gts[b])
         })
         .collect();
-    Ok(Prepared { x, batch, anchors: na, points, stride, imgsz, gts, assigned })
+    Ok(Prepared {
+        x,
+        batch,
+        anchors: na,
+        points,
+        stride,
+        imgsz,
+        gts,
+        assigned,
+    })
 }
 
 fn sigmoid(x: f32) -> f32 {
@@ -104,7 +126,12 @@ fn decode(img: &[f32], rm: usize, na: usize, points: &[[f32; 2]], stride: &[f32]
             }
             let [px, py] = points[a];
             let s = stride[a];
-            [(px - d[0]) * s, (py - d[1]) * s, (px + d[2]) * s, (py + d[3]) * s]
+            [
+                (px - d[0]) * s,
+                (py - d[1]) * s,
+                (px + d[2]) * s,
+                (py + d[3]) * s,
+            ]
         })
         .collect()
 }
@@ -129,7 +156,12 @@ pub(crate) fn run(
     let (nb, na, nc, rm) = (p.batch, p.anchors, cfg.nc, cfg.reg_max);
     // Dense target scores in the logits' [B, nc, A] layout, and the foreground list.
     let mut ts = vec![0f32; nb * nc * na];
-    let mut fg = Fg { flat: Vec::new(), image: Vec::new(), anchor: Vec::new(), weight: Vec::new() };
+    let mut fg = Fg {
+        flat: Vec::new(),
+        image: Vec::new(),
+        anchor: Vec::new(),
+        weight: Vec::new(),
+    };
     let mut tss_img = vec![0f64; nb];
     for (b, asg) in p.assigned.iter().enumerate() {
         for a in 0..na {
@@ -149,7 +181,10 @@ pub(crate) fn run(
     let logits = p.x.narrow(1, 4 * rm, nc)?.reshape([nb, nc * na])?;
     let cls_rows = bce_rows(&logits, Arc::new(ts), None)?;
     let cls_img = cls_rows.to_vec_f32()?;
-    let cls = cls_rows.sum_all()?.div_scalar(tss)?.mul_scalar(cfg.cls_gain as f64)?;
+    let cls = cls_rows
+        .sum_all()?
+        .div_scalar(tss)?
+        .mul_scalar(cfg.cls_gain as f64)?;
     // Box and DFL terms on the foreground rows.
     let nf = fg.flat.len();
     let dist = p.x.narrow(1, 0, 4 * rm)?;
@@ -193,7 +228,11 @@ pub(crate) fn run(
             ]
         })
         .collect();
-    Ok(LossOutput { total, items, per_image })
+    Ok(LossOutput {
+        total,
+        items,
+        per_image,
+    })
 }
 
 /// BboxLoss on the foreground rows: gained CIoU and DFL terms, and each row's ungained,
@@ -252,7 +291,13 @@ fn box_dfl(
         .mul(&w.reshape([nf])?)?;
     let box_a = box_rows.to_vec_f32()?;
     let dfl_a = dfl_rows.to_vec_f32()?;
-    let bx = box_rows.sum_all()?.div_scalar(tss)?.mul_scalar(cfg.box_gain as f64)?;
-    let dfl = dfl_rows.sum_all()?.div_scalar(tss)?.mul_scalar(cfg.dfl_gain as f64)?;
+    let bx = box_rows
+        .sum_all()?
+        .div_scalar(tss)?
+        .mul_scalar(cfg.box_gain as f64)?;
+    let dfl = dfl_rows
+        .sum_all()?
+        .div_scalar(tss)?
+        .mul_scalar(cfg.dfl_gain as f64)?;
     Ok((bx, dfl, box_a, dfl_a))
 }

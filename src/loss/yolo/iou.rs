@@ -59,7 +59,12 @@ pub fn ciou_fixed_alpha(box1: &Tensor, box2: &Tensor, alpha: &Tensor) -> Result<
 fn alpha_of(iou: &Tensor, v: &Tensor) -> Result<Tensor> {
     let _g = crate::no_grad();
     let (v, iou) = (v.detach(), iou.detach());
-    v.div(&iou.neg()?.add_scalar(1.0)?.add(&v)?.add_scalar(EPS as f64)?)
+    v.div(
+        &iou.neg()?
+            .add_scalar(1.0)?
+            .add(&v)?
+            .add_scalar(EPS as f64)?,
+    )
 }
 
 /// IoU, ρ²/c² and the aspect term v, each `[n, 1]`.
@@ -74,8 +79,14 @@ fn parts(box1: &Tensor, box2: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
     let w2 = b2x2.sub(b2x1)?;
     let h2 = b2y2.sub(b2y1)?.add_scalar(eps)?;
     let inf = f64::INFINITY;
-    let iw = b1x2.minimum(b2x2)?.sub(&b1x1.maximum(b2x1)?)?.clamp(0.0, inf)?;
-    let ih = b1y2.minimum(b2y2)?.sub(&b1y1.maximum(b2y1)?)?.clamp(0.0, inf)?;
+    let iw = b1x2
+        .minimum(b2x2)?
+        .sub(&b1x1.maximum(b2x1)?)?
+        .clamp(0.0, inf)?;
+    let ih = b1y2
+        .minimum(b2y2)?
+        .sub(&b1y1.maximum(b2y1)?)?
+        .clamp(0.0, inf)?;
     let inter = iw.mul(&ih)?;
     let union = w1
         .mul(&h1)?

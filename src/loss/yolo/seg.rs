@@ -22,11 +22,17 @@ pub(crate) fn mask_loss(
     let (nb, na) = (p.batch, p.anchors);
     let pd = proto.dims();
     if pd.len() != 4 || pd[0] != nb {
-        return Err(bad(format!("proto {} is not [{nb}, nm, h, w]", proto.shape())));
+        return Err(bad(format!(
+            "proto {} is not [{nb}, nm, h, w]",
+            proto.shape()
+        )));
     }
     let nm = pd[1];
     if pm.dims() != [nb, nm, na] {
-        return Err(bad(format!("mask coefficients {} are not [{nb}, {nm}, {na}]", pm.shape())));
+        return Err(bad(format!(
+            "mask coefficients {} are not [{nb}, {nm}, {na}]",
+            pm.shape()
+        )));
     }
     let pm = pm.to_dtype(DType::F32)?;
     let proto0 = proto.to_dtype(DType::F32)?;
@@ -45,7 +51,11 @@ pub(crate) fn mask_loss(
         .ok_or_else(|| bad("targets have no masks".into()))?;
     let md = masks.dims();
     if md.len() != 3 || md[0] != t.len() {
-        return Err(bad(format!("masks {} are not [{}, h, w]", masks.shape(), t.len())));
+        return Err(bad(format!(
+            "masks {} are not [{}, h, w]",
+            masks.shape(),
+            t.len()
+        )));
     }
     let (mh, mw) = (md[1], md[2]);
     if (mh, mw) != (pd[2], pd[3]) {
@@ -80,7 +90,12 @@ pub(crate) fn mask_loss(
             let [x1, y1, x2, y2] = asg.target_bboxes[a];
             let nx = [x1 / iw, y1 / ih, x2 / iw, y2 / ih];
             area.push((nx[2] - nx[0]) * (nx[3] - nx[1]));
-            let [cx1, cy1, cx2, cy2] = [nx[0] * mw as f32, nx[1] * mh as f32, nx[2] * mw as f32, nx[3] * mh as f32];
+            let [cx1, cy1, cx2, cy2] = [
+                nx[0] * mw as f32,
+                nx[1] * mh as f32,
+                nx[2] * mw as f32,
+                nx[3] * mh as f32,
+            ];
             for yy in 0..mh {
                 let iny = yy as f32 >= cy1 && (yy as f32) < cy2;
                 for xx in 0..mw {
@@ -107,7 +122,9 @@ pub(crate) fn mask_loss(
     if any_empty {
         loss = loss.add(&zero()?)?;
     }
-    let loss = loss.div_scalar(nf as f64)?.mul_scalar(cfg.box_gain as f64)?;
+    let loss = loss
+        .div_scalar(nf as f64)?
+        .mul_scalar(cfg.box_gain as f64)?;
     Ok((loss, rows_out))
 }
 

@@ -25,12 +25,18 @@ impl Targets {
         let bad = |m: String| Error::msg(format!("Targets::from_batch: {m}"));
         let idims = b.images.dims();
         if idims.len() != 4 {
-            return Err(bad(format!("images {} are not [B, 3, H, W]", b.images.shape())));
+            return Err(bad(format!(
+                "images {} are not [B, 3, H, W]",
+                b.images.shape()
+            )));
         }
         let (nb, ih, iw) = (idims[0], idims[2] as f32, idims[3] as f32);
         let bd = b.boxes.dims();
         if bd.len() != 3 || bd[0] != nb || bd[2] != 4 {
-            return Err(bad(format!("boxes {} are not [{nb}, N, 4]", b.boxes.shape())));
+            return Err(bad(format!(
+                "boxes {} are not [{nb}, N, 4]",
+                b.boxes.shape()
+            )));
         }
         let n = bd[1];
         if b.classes.dims() != [nb, n] || b.crowd.dims() != [nb, n] || b.counts.len() != nb {
@@ -68,7 +74,10 @@ impl Targets {
         if let Some(m) = &b.masks {
             let md = m.dims();
             if md.len() != 4 || md[0] != nb || md[1] != n {
-                return Err(bad(format!("masks {} are not [{nb}, {n}, h, w]", m.shape())));
+                return Err(bad(format!(
+                    "masks {} are not [{nb}, {n}, h, w]",
+                    m.shape()
+                )));
             }
             let flat = m.reshape([nb * n, md[2], md[3]])?;
             let idx = Tensor::from_vec(keep.clone(), keep.len())?;

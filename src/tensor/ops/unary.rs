@@ -73,8 +73,12 @@ unop!(
 unop!(Sigmoid, "sigmoid", |x| sigmoid(x), |x, y| y * (T::ONE - y));
 unop!(Tanh, "tanh", |x| x.tanh(), |x, y| T::ONE - y * y);
 // atan through f64 (the Float trait has no atan); d/dx = 1 / (1 + x²).
-unop!(Atan, "atan", |x| T::from_f64(x.to_f64().atan()), |x, y| T::ONE
-    / (T::ONE + x * x));
+unop!(
+    Atan,
+    "atan",
+    |x| T::from_f64(x.to_f64().atan()),
+    |x, y| T::ONE / (T::ONE + x * x)
+);
 unop!(Silu, "silu", |x| x * sigmoid(x), |x, y| {
     let s = sigmoid(x);
     s * (T::ONE + x * (T::ONE - s))
