@@ -103,16 +103,14 @@ pub fn assign_image(
     // Per-gt maxima of metric and overlap over its positive anchors.
     let mut pam = vec![0f32; gts.len()];
     let mut pov = vec![0f32; gts.len()];
-    for a in 0..na {
-        if owner[a] != usize::MAX {
-            let j = owner[a];
+    for (a, &j) in owner.iter().enumerate() {
+        if j != usize::MAX {
             let (m, o) = overlap_of(j, a);
             pam[j] = pam[j].max(m);
             pov[j] = pov[j].max(o);
         }
     }
-    for a in 0..na {
-        let j = owner[a];
+    for (a, &j) in owner.iter().enumerate() {
         if j == usize::MAX {
             continue;
         }

@@ -138,3 +138,47 @@ pub(crate) fn per_image(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_batch_skips_padding_and_crowd_and_normalises() {
+        let boxes = vec![
+            4.0f32, 8.0, 20.0, 16.0, /* crowd */ 0.0, 0.0, 8.0, 8.0, //
+            12.0, 0.0, 48.0, 32.0, /* padding */ 0.0, 0.0, 0.0, 0.0,
+        ];
+        let mut masks = vec![0u8; 2 * 2 * 8 * 12];
+        masks[0] = 1; // image 0, instance 0
+        masks[2 * 96 + 5] = 1; // image 1, instance 0
+        let b = Batch {
+            images: Tensor::zeros([2, 3, 32, 48], DType::F32),
+            boxes: Tensor::from_vec(boxes, [2, 2, 4]).unwrap(),
+            classes: Tensor::from_vec(vec![1i64, 2, 0, -1], [2, 2]).unwrap(),
+            crowd: Tensor::from_vec(vec![0u8, 1, 0, 0], [2, 2]).unwrap(),
+            counts: vec![2, 1],
+            masks: Some(Tensor::from_vec(masks, [2, 2, 8, 12]).unwrap()),
+            image_ids: vec![0, 1],
+            placements: Vec::new(),
+            removed_instances: 0,
+        };
+        let t = Targets::from_batch(&b).unwrap();
+        assert_eq!(t.batch_idx, vec![0, 1]);
+        assert_eq!(t.cls, vec![1, 0]);
+        assert_eq!(
+            t.bboxes[0],
+            [12.0 / 48.0, 12.0 / 32.0, 16.0 / 48.0, 8.0 / 32.0]
+        );
+        assert_eq!(t.bboxes[1], [0.625, 0.5, 0.75, 1.0]);
+        let m = t.masks.clone().unwrap();
+        assert_eq!(m.dims(), &[2, 8, 12]);
+        let v = m.to_vec_f32().unwrap();
+        assert_eq!((v[0], v[96 + 5], v.iter().sum::<f32>()), (1.0, 1.0, 2.0));
+        // back to pixels for the loss
+        let g = per_image(&t, 2, 3, (32.0, 48.0)).unwrap();
+        assert_eq!(g[0][0].xyxy, [4.0, 8.0, 20.0, 16.0]);
+        assert_eq!((g[1][0].label, g[1][0].instance), (0, 1));
+        assert!(per_image(&t, 1, 3, (32.0, 48.0)).is_err());
+    }
+}
