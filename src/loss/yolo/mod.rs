@@ -13,7 +13,7 @@ mod seg;
 mod targets;
 
 pub use assign::{ImageAssignment, TalParams, assign_image};
-pub use bce::bce_rows;
+pub use bce::{TargetFn, bce_rows, bce_rows_with};
 pub use iou::{ciou, ciou_alpha, ciou_f32, ciou_fixed_alpha};
 pub use targets::{GtBox, Targets};
 

@@ -4,7 +4,7 @@
 //! mask, divided by the box's normalised area; summed and divided by the foreground count.
 use super::Targets;
 use super::YoloLossConfig;
-use super::bce::bce_rows;
+use super::bce::{TargetFn, bce_rows_with};
 use super::compute::{Fg, Prepared};
 use crate::{DType, Error, Result, Tensor};
 use std::sync::Arc;
@@ -61,7 +61,7 @@ pub(crate) fn mask_loss(
     if (mh, mw) != (pd[2], pd[3]) {
         proto = proto.upsample_bilinear2d((mh, mw), false)?;
     }
-    let mv = masks.to_dtype(DType::F32)?.to_vec::<f32>()?;
+    let mv = Arc::new(masks.to_dtype(DType::F32)?.to_vec::<f32>()?);
     let hw = mh * mw;
     let idx = Tensor::from_vec(fg.flat.clone(), nf)?;
     let coef = pm
@@ -79,14 +79,13 @@ pub(crate) fn mask_loss(
             any_empty = true;
             continue;
         }
-        let mut tg = Vec::with_capacity(n * hw);
-        let mut w = Vec::with_capacity(n * hw);
+        let mut inst = Vec::with_capacity(n);
+        let mut crop = Vec::with_capacity(n);
         let mut area = Vec::with_capacity(n);
         for r in start..start + n {
             let a = fg.anchor[r];
             let asg = &p.assigned[b];
-            let inst = p.gts[b][asg.target_gt_idx[a]].instance;
-            tg.extend_from_slice(&mv[inst * hw..(inst + 1) * hw]);
+            inst.push(p.gts[b][asg.target_gt_idx[a]].instance);
             let [x1, y1, x2, y2] = asg.target_bboxes[a];
             let nx = [x1 / iw, y1 / ih, x2 / iw, y2 / ih];
             area.push((nx[2] - nx[0]) * (nx[3] - nx[1]));
@@ -96,18 +95,24 @@ pub(crate) fn mask_loss(
                 nx[2] * mw as f32,
                 nx[3] * mh as f32,
             ];
-            for yy in 0..mh {
-                let iny = yy as f32 >= cy1 && (yy as f32) < cy2;
-                for xx in 0..mw {
-                    let inx = xx as f32 >= cx1 && (xx as f32) < cx2;
-                    w.push(if inx && iny { 1.0 } else { 0.0 });
-                }
-            }
+            crop.push([cx1, cy1, cx2, cy2]);
         }
+        // crop_mask: pixel (x, y) counts when x1 <= x < x2 and y1 <= y < y2.
+        let mv = mv.clone();
+        let tw: TargetFn = Arc::new(move |r, c| {
+            let [x1, y1, x2, y2] = crop[r];
+            let (x, y) = ((c % mw) as f32, (c / mw) as f32);
+            let w = if x >= x1 && x < x2 && y >= y1 && y < y2 {
+                1.0
+            } else {
+                0.0
+            };
+            (mv[inst[r] * hw + c], w)
+        });
         let logits = coef
             .narrow(0, start, n)?
             .matmul(&proto.narrow(0, b, 1)?.reshape([nm, hw])?)?;
-        let rows = bce_rows(&logits, Arc::new(tg), Some(Arc::new(w)))?
+        let rows = bce_rows_with(&logits, tw)?
             .div_scalar(hw as f64)?
             .div(&Tensor::from_vec(area, n)?)?;
         rows_out.extend(rows.to_vec_f32()?);
