@@ -72,6 +72,13 @@ unop!(
 );
 unop!(Sigmoid, "sigmoid", |x| sigmoid(x), |x, y| y * (T::ONE - y));
 unop!(Tanh, "tanh", |x| x.tanh(), |x, y| T::ONE - y * y);
+// atan through f64 (the Float trait has no atan); d/dx = 1 / (1 + x²).
+unop!(
+    Atan,
+    "atan",
+    |x| T::from_f64(x.to_f64().atan()),
+    |x, y| T::ONE / (T::ONE + x * x)
+);
 unop!(Silu, "silu", |x| x * sigmoid(x), |x, y| {
     let s = sigmoid(x);
     s * (T::ONE + x * (T::ONE - s))
@@ -163,6 +170,10 @@ impl Tensor {
     pub fn tanh(&self) -> Result<Tensor> {
         self.unary::<Tanh>()
     }
+    /// Elementwise arctangent (CIoU's aspect-ratio term).
+    pub fn atan(&self) -> Result<Tensor> {
+        self.unary::<Atan>()
+    }
     pub fn silu(&self) -> Result<Tensor> {
         self.unary::<Silu>()
     }
@@ -196,5 +207,21 @@ impl Tensor {
                 .mul(&xin.le_scalar(hi)?.to_dtype(g.dtype())?)?;
             Ok(vec![Some(g.mul(&inside)?)])
         }))
+    }
+}
+
+#[cfg(test)]
+mod atan_tests {
+    use crate::Tensor;
+    use crate::autograd::gradcheck::{GradcheckOpts, gradcheck};
+
+    #[test]
+    fn atan_value_and_gradient() {
+        let x = Tensor::from_vec(vec![-3.0f64, -0.5, 0.0, 0.25, 1.0, 40.0], [2, 3]).unwrap();
+        let y = x.atan().unwrap().to_vec::<f64>().unwrap();
+        for (a, b) in y.iter().zip([-3.0f64, -0.5, 0.0, 0.25, 1.0, 40.0]) {
+            assert!((a - b.atan()).abs() < 1e-15);
+        }
+        gradcheck("atan", &[x], |t| t[0].atan(), &GradcheckOpts::default()).unwrap();
     }
 }
