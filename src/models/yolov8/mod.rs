@@ -1,3 +1,10 @@
 //! YOLOv8 (detect and seg) as ultralytics builds it from its model yaml.
 pub mod anchors;
+pub mod blocks;
+pub mod config;
+pub mod head;
+pub mod model;
 pub mod postprocess;
+
+pub use config::YoloConfig;
+pub use model::{EvalOutput, TrainOutput, YoloModel};
