@@ -18,7 +18,11 @@ pub(crate) fn silu(y: Tensor) -> Result<Tensor> {
             for v in c {
                 // x·sigmoid(x), split by sign so exp never overflows (as the silu op).
                 let x = *v;
-                *v = if x >= 0.0 { x / (1.0 + (-x).exp()) } else { x * x.exp() / (1.0 + x.exp()) };
+                *v = if x >= 0.0 {
+                    x / (1.0 + (-x).exp())
+                } else {
+                    x * x.exp() / (1.0 + x.exp())
+                };
             }
         })
     })?;
@@ -36,18 +40,40 @@ pub struct Conv {
 impl Conv {
     /// Conv(c1, c2, k, s, p, g, d, act) with PyTorch default init.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(c1: usize, c2: usize, k: usize, s: usize, p: usize, g: usize, d: usize, act: bool, rng: &mut Rng) -> Result<Self> {
-        let params = Conv2dParams { stride: (s, s), padding: (p, p), dilation: (d, d), groups: g };
+    pub fn new(
+        c1: usize,
+        c2: usize,
+        k: usize,
+        s: usize,
+        p: usize,
+        g: usize,
+        d: usize,
+        act: bool,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        let params = Conv2dParams {
+            stride: (s, s),
+            padding: (p, p),
+            dilation: (d, d),
+            groups: g,
+        };
         let conv = Conv2d::new(c1, c2, (k, k), params, false, rng)?;
-        let bn = BatchNorm2d::new(c2)?.with_eps(1e-3).with_momentum(Some(0.03));
-        Ok(Conv { conv, bn: Some(bn), act })
+        let bn = BatchNorm2d::new(c2)?
+            .with_eps(1e-3)
+            .with_momentum(Some(0.03));
+        Ok(Conv {
+            conv,
+            bn: Some(bn),
+            act,
+        })
     }
     /// The usual "same" Conv(c1, c2, k, s) with autopad k/2.
     pub fn std(c1: usize, c2: usize, k: usize, s: usize, rng: &mut Rng) -> Result<Self> {
         Self::new(c1, c2, k, s, k / 2, 1, 1, true, rng)
     }
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.conv2d(&self.conv.weight, self.conv.bias.as_ref(), self.conv.params)
+        let y = x
+            .conv2d(&self.conv.weight, self.conv.bias.as_ref(), self.conv.params)
             .with_context(|| format!("Conv {}", self.conv.weight.shape()))?;
         let y = match &self.bn {
             Some(bn) => bn.forward(&y)?,
@@ -59,7 +85,11 @@ impl Conv {
     /// computed in f64 from the running statistics. Fresh, detached tensors.
     pub fn fuse(&self) -> Result<Conv> {
         let Some(bn) = &self.bn else {
-            return Ok(Conv { conv: copy_conv(&self.conv)?, bn: None, act: self.act });
+            return Ok(Conv {
+                conv: copy_conv(&self.conv)?,
+                bn: None,
+                act: self.act,
+            });
         };
         let w = self.conv.weight.to_vec_f64()?;
         let dims = self.conv.weight.dims().to_vec();
@@ -67,9 +97,18 @@ impl Conv {
         let per = w.len() / o.max(1);
         let (g, b) = (bn.weight.to_vec_f64()?, bn.bias.to_vec_f64()?);
         let (m, v) = (bn.running_mean.to_vec_f64()?, bn.running_var.to_vec_f64()?);
-        let cb = self.conv.bias.as_ref().map(|t| t.to_vec_f64()).transpose()?;
+        let cb = self
+            .conv
+            .bias
+            .as_ref()
+            .map(|t| t.to_vec_f64())
+            .transpose()?;
         let scale: Vec<f64> = (0..o).map(|k| g[k] / (v[k] + bn.eps).sqrt()).collect();
-        let fw: Vec<f32> = w.iter().enumerate().map(|(i, x)| (x * scale[i / per]) as f32).collect();
+        let fw: Vec<f32> = w
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (x * scale[i / per]) as f32)
+            .collect();
         let fb: Vec<f32> = (0..o)
             .map(|k| (b[k] + (cb.as_ref().map_or(0.0, |c| c[k]) - m[k]) * scale[k]) as f32)
             .collect();
@@ -78,7 +117,11 @@ impl Conv {
             bias: Some(parameter(Tensor::from_vec(fb, o)?)?),
             params: self.conv.params,
         };
-        Ok(Conv { conv, bn: None, act: self.act })
+        Ok(Conv {
+            conv,
+            bn: None,
+            act: self.act,
+        })
     }
 }
 
@@ -86,7 +129,11 @@ impl Conv {
 pub(crate) fn copy_conv(c: &Conv2d) -> Result<Conv2d> {
     Ok(Conv2d {
         weight: parameter(c.weight.deep_clone()?)?,
-        bias: c.bias.as_ref().map(|b| b.deep_clone().and_then(parameter)).transpose()?,
+        bias: c
+            .bias
+            .as_ref()
+            .map(|b| b.deep_clone().and_then(parameter))
+            .transpose()?,
         params: c.params,
     })
 }
@@ -143,7 +190,15 @@ pub struct C2f {
 
 impl C2f {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(c1: usize, c2: usize, n: usize, shortcut: bool, g: usize, e: f64, rng: &mut Rng) -> Result<Self> {
+    pub fn new(
+        c1: usize,
+        c2: usize,
+        n: usize,
+        shortcut: bool,
+        g: usize,
+        e: f64,
+        rng: &mut Rng,
+    ) -> Result<Self> {
         let c = (c2 as f64 * e) as usize;
         let cv1 = Conv::std(c1, 2 * c, 1, 1, rng)?;
         let cv2 = Conv::std((2 + n) * c, c2, 1, 1, rng)?;
@@ -156,7 +211,12 @@ impl C2f {
                 })
             })
             .collect::<Result<_>>()?;
-        Ok(C2f { cv1, cv2, m: List(m), c })
+        Ok(C2f {
+            cv1,
+            cv2,
+            m: List(m),
+            c,
+        })
     }
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let a = self.cv1.forward(x)?;
@@ -169,8 +229,24 @@ impl C2f {
         self.cv2.forward(&Tensor::cat(&refs, 1)?)
     }
     pub fn fuse(&self) -> Result<Self> {
-        let m = self.m.0.iter().map(|b| Ok(Bottleneck { cv1: b.cv1.fuse()?, cv2: b.cv2.fuse()?, add: b.add })).collect::<Result<_>>()?;
-        Ok(C2f { cv1: self.cv1.fuse()?, cv2: self.cv2.fuse()?, m: List(m), c: self.c })
+        let m = self
+            .m
+            .0
+            .iter()
+            .map(|b| {
+                Ok(Bottleneck {
+                    cv1: b.cv1.fuse()?,
+                    cv2: b.cv2.fuse()?,
+                    add: b.add,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(C2f {
+            cv1: self.cv1.fuse()?,
+            cv2: self.cv2.fuse()?,
+            m: List(m),
+            c: self.c,
+        })
     }
 }
 
@@ -193,11 +269,25 @@ pub struct Sppf {
 
 impl Sppf {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(c1: usize, c2: usize, k: usize, n: usize, shortcut: bool, cv1_act: bool, rng: &mut Rng) -> Result<Self> {
+    pub fn new(
+        c1: usize,
+        c2: usize,
+        k: usize,
+        n: usize,
+        shortcut: bool,
+        cv1_act: bool,
+        rng: &mut Rng,
+    ) -> Result<Self> {
         let c_ = c1 / 2;
         let cv1 = Conv::new(c1, c_, 1, 1, 0, 1, 1, cv1_act, rng)?;
         let cv2 = Conv::std(c_ * (n + 1), c2, 1, 1, rng)?;
-        Ok(Sppf { cv1, cv2, k, n, add: shortcut && c1 == c2 })
+        Ok(Sppf {
+            cv1,
+            cv2,
+            k,
+            n,
+            add: shortcut && c1 == c2,
+        })
     }
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut ys = vec![self.cv1.forward(x)?];
@@ -211,7 +301,13 @@ impl Sppf {
         if self.add { y.add(x) } else { Ok(y) }
     }
     pub fn fuse(&self) -> Result<Self> {
-        Ok(Sppf { cv1: self.cv1.fuse()?, cv2: self.cv2.fuse()?, k: self.k, n: self.n, add: self.add })
+        Ok(Sppf {
+            cv1: self.cv1.fuse()?,
+            cv2: self.cv2.fuse()?,
+            k: self.k,
+            n: self.n,
+            add: self.add,
+        })
     }
 }
 
@@ -234,14 +330,25 @@ impl ConvTranspose2d {
     pub fn new(c_in: usize, c_out: usize, k: usize, s: usize, rng: &mut Rng) -> Result<Self> {
         let weight = parameter(init::default_weight([c_in, c_out, k, k], rng)?)?;
         let bias = parameter(init::default_bias(c_out, c_out * k * k, rng))?;
-        let params = ConvTranspose2dParams { stride: (s, s), ..Default::default() };
-        Ok(ConvTranspose2d { weight, bias, params })
+        let params = ConvTranspose2dParams {
+            stride: (s, s),
+            ..Default::default()
+        };
+        Ok(ConvTranspose2d {
+            weight,
+            bias,
+            params,
+        })
     }
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.conv_transpose2d(&self.weight, Some(&self.bias), self.params)
     }
     fn copy(&self) -> Result<Self> {
-        Ok(ConvTranspose2d { weight: parameter(self.weight.deep_clone()?)?, bias: parameter(self.bias.deep_clone()?)?, params: self.params })
+        Ok(ConvTranspose2d {
+            weight: parameter(self.weight.deep_clone()?)?,
+            bias: parameter(self.bias.deep_clone()?)?,
+            params: self.params,
+        })
     }
 }
 
@@ -271,10 +378,19 @@ impl Proto {
         })
     }
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.cv3.forward(&self.cv2.forward(&self.upsample.forward(&self.cv1.forward(x)?)?)?)
+        self.cv3.forward(
+            &self
+                .cv2
+                .forward(&self.upsample.forward(&self.cv1.forward(x)?)?)?,
+        )
     }
     pub fn fuse(&self) -> Result<Self> {
-        Ok(Proto { cv1: self.cv1.fuse()?, upsample: self.upsample.copy()?, cv2: self.cv2.fuse()?, cv3: self.cv3.fuse()? })
+        Ok(Proto {
+            cv1: self.cv1.fuse()?,
+            upsample: self.upsample.copy()?,
+            cv2: self.cv2.fuse()?,
+            cv3: self.cv3.fuse()?,
+        })
     }
 }
 

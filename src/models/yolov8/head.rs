@@ -29,7 +29,11 @@ impl Branch {
         y.conv2d(&self.out.weight, self.out.bias.as_ref(), self.out.params)
     }
     fn fuse(&self) -> Result<Self> {
-        Ok(Branch { c0: self.c0.fuse()?, c1: self.c1.fuse()?, out: copy_conv(&self.out)? })
+        Ok(Branch {
+            c0: self.c0.fuse()?,
+            c1: self.c1.fuse()?,
+            out: copy_conv(&self.out)?,
+        })
     }
     /// Fill the last conv's bias with `v`.
     fn set_out_bias(&self, v: f32) -> Result<()> {
@@ -87,28 +91,63 @@ pub struct Head {
 impl Head {
     /// Fresh head over input channels `ch` (nm = 0: Detect), with ultralytics' bias_init
     /// for the given strides.
-    pub fn new(nc: usize, nm: usize, npr: usize, reg_max: usize, ch: &[usize], strides: &[f32], rng: &mut Rng) -> Result<Self> {
+    pub fn new(
+        nc: usize,
+        nm: usize,
+        npr: usize,
+        reg_max: usize,
+        ch: &[usize],
+        strides: &[f32],
+        rng: &mut Rng,
+    ) -> Result<Self> {
         let ch0 = ch[0];
         let c2 = 16.max(ch0 / 4).max(reg_max * 4);
         let c3 = ch0.max(nc.min(100));
-        let cv2 = List(ch.iter().map(|&x| Branch::new(x, c2, 4 * reg_max, rng)).collect::<Result<_>>()?);
-        let cv3 = List(ch.iter().map(|&x| Branch::new(x, c3, nc, rng)).collect::<Result<_>>()?);
+        let cv2 = List(
+            ch.iter()
+                .map(|&x| Branch::new(x, c2, 4 * reg_max, rng))
+                .collect::<Result<_>>()?,
+        );
+        let cv3 = List(
+            ch.iter()
+                .map(|&x| Branch::new(x, c3, nc, rng))
+                .collect::<Result<_>>()?,
+        );
         let dfl = if reg_max > 1 {
             let w: Vec<f32> = (0..reg_max).map(|i| i as f32).collect();
             let weight = Tensor::from_vec(w, [1, reg_max, 1, 1])?;
-            Some(Dfl { conv: Conv2d { weight, bias: None, params: Conv2dParams::default() } })
+            Some(Dfl {
+                conv: Conv2d {
+                    weight,
+                    bias: None,
+                    params: Conv2dParams::default(),
+                },
+            })
         } else {
             None
         };
         let (proto, cv4) = if nm > 0 {
             let c4 = (ch0 / 4).max(nm);
             let proto = Proto::new(ch0, npr, nm, rng)?;
-            let cv4 = List(ch.iter().map(|&x| Branch::new(x, c4, nm, rng)).collect::<Result<_>>()?);
+            let cv4 = List(
+                ch.iter()
+                    .map(|&x| Branch::new(x, c4, nm, rng))
+                    .collect::<Result<_>>()?,
+            );
             (Some(proto), Some(cv4))
         } else {
             (None, None)
         };
-        let head = Head { nc, nm, reg_max, cv2, cv3, dfl, proto, cv4 };
+        let head = Head {
+            nc,
+            nm,
+            reg_max,
+            cv2,
+            cv3,
+            dfl,
+            proto,
+            cv4,
+        };
         // Detect.bias_init (8.4.190): box bias 2.0, class bias log(5 / nc / (640 / s)²).
         for ((a, b), s) in head.cv2.0.iter().zip(&head.cv3.0).zip(strides) {
             a.set_out_bias(2.0)?;
@@ -138,12 +177,22 @@ impl Head {
             (Some(p), Some(x0)) => Some(p.forward(x0)?),
             _ => None,
         };
-        Ok(HeadOutput { boxes, scores, mask_coefficient, proto })
+        Ok(HeadOutput {
+            boxes,
+            scores,
+            mask_coefficient,
+            proto,
+        })
     }
 
     /// `[B, 4 + nc (+ nm), A]`: xywh boxes in input pixels, class probabilities, mask
     /// coefficients. `sizes` are the levels' (h, w).
-    pub fn decode(&self, out: &HeadOutput, sizes: &[(usize, usize)], strides: &[f32]) -> Result<Tensor> {
+    pub fn decode(
+        &self,
+        out: &HeadOutput,
+        sizes: &[(usize, usize)],
+        strides: &[f32],
+    ) -> Result<Tensor> {
         let (b, a) = (out.boxes.dims()[0], out.boxes.dims()[2]);
         let dist = match &self.dfl {
             Some(dfl) => {
@@ -166,9 +215,17 @@ impl Head {
     }
 
     pub fn fuse(&self) -> Result<Self> {
-        let fuse_list = |l: &List<Branch>| -> Result<List<Branch>> { Ok(List(l.0.iter().map(Branch::fuse).collect::<Result<_>>()?)) };
+        let fuse_list = |l: &List<Branch>| -> Result<List<Branch>> {
+            Ok(List(l.0.iter().map(Branch::fuse).collect::<Result<_>>()?))
+        };
         let dfl = match &self.dfl {
-            Some(d) => Some(Dfl { conv: Conv2d { weight: d.conv.weight.deep_clone()?, bias: None, params: d.conv.params } }),
+            Some(d) => Some(Dfl {
+                conv: Conv2d {
+                    weight: d.conv.weight.deep_clone()?,
+                    bias: None,
+                    params: d.conv.params,
+                },
+            }),
             None => None,
         };
         Ok(Head {

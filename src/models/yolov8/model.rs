@@ -86,14 +86,39 @@ impl YoloModel {
         let (mut nc, mut nm) = (0, 0);
         for p in &plans {
             let l = match &p.kind {
-                &LayerKind::Conv { c1, c2, k, s, p, g, d } => Layer::Conv(Conv::new(c1, c2, k, s, p, g, d, true, rng)?),
-                &LayerKind::C2f { c1, c2, n, shortcut, g, e } => Layer::C2f(C2f::new(c1, c2, n, shortcut, g, e, rng)?),
-                &LayerKind::Sppf { c1, c2, k, n, shortcut, cv1_act } => {
-                    Layer::Sppf(Sppf::new(c1, c2, k, n, shortcut, cv1_act, rng)?)
-                }
+                &LayerKind::Conv {
+                    c1,
+                    c2,
+                    k,
+                    s,
+                    p,
+                    g,
+                    d,
+                } => Layer::Conv(Conv::new(c1, c2, k, s, p, g, d, true, rng)?),
+                &LayerKind::C2f {
+                    c1,
+                    c2,
+                    n,
+                    shortcut,
+                    g,
+                    e,
+                } => Layer::C2f(C2f::new(c1, c2, n, shortcut, g, e, rng)?),
+                &LayerKind::Sppf {
+                    c1,
+                    c2,
+                    k,
+                    n,
+                    shortcut,
+                    cv1_act,
+                } => Layer::Sppf(Sppf::new(c1, c2, k, n, shortcut, cv1_act, rng)?),
                 &LayerKind::Upsample { scale } => Layer::Upsample(scale),
                 LayerKind::Concat => Layer::Concat,
-                LayerKind::Head { nc: hnc, ch, nm: hnm, npr } => {
+                LayerKind::Head {
+                    nc: hnc,
+                    ch,
+                    nm: hnm,
+                    npr,
+                } => {
                     (nc, nm) = (*hnc, *hnm);
                     Layer::Head(Head::new(*hnc, *hnm, *npr, cfg.reg_max, ch, &strides, rng)?)
                 }
@@ -109,7 +134,16 @@ impl YoloModel {
                 }
             }
         }
-        Ok(YoloModel { model: Layers(layers), from, save, strides, nc, nm, reg_max: cfg.reg_max, fused: false })
+        Ok(YoloModel {
+            model: Layers(layers),
+            from,
+            save,
+            strides,
+            nc,
+            nm,
+            reg_max: cfg.reg_max,
+            fused: false,
+        })
     }
 
     /// The model for `cfg` holding exactly the tensors of `sd` (ultralytics names, e.g.
@@ -117,7 +151,8 @@ impl YoloModel {
     /// error naming it (and both shapes); `num_batches_tracked` may be absent.
     pub fn from_state_dict(cfg: &YoloConfig, sd: &StateDict) -> Result<Self> {
         let m = Self::new(cfg, &mut Rng::new(0))?;
-        load_state_dict(&m, sd, true).with_context(|| format!("loading YOLO weights from {}", sd.source()))?;
+        load_state_dict(&m, sd, true)
+            .with_context(|| format!("loading YOLO weights from {}", sd.source()))?;
         Ok(m)
     }
 
@@ -153,25 +188,40 @@ impl YoloModel {
     /// Run the network in the current train/eval mode, returning the raw head outputs.
     pub fn forward_raw(&self, images: &Tensor) -> Result<TrainOutput> {
         if images.rank() != 4 {
-            return Err(Error::Shape { op: "YoloModel", msg: format!("images must be [B, C, H, W], got {}", images.shape()) });
+            return Err(Error::Shape {
+                op: "YoloModel",
+                msg: format!("images must be [B, C, H, W], got {}", images.shape()),
+            });
         }
         let (h, w) = (images.dims()[2], images.dims()[3]);
         let s = self.strides.iter().copied().fold(1.0f32, f32::max) as usize;
         if s == 0 || h % s != 0 || w % s != 0 {
-            return Err(Error::Shape { op: "YoloModel", msg: format!("image size {h}×{w} is not a multiple of the largest stride {s}") });
+            return Err(Error::Shape {
+                op: "YoloModel",
+                msg: format!("image size {h}×{w} is not a multiple of the largest stride {s}"),
+            });
         }
         let mut saved: Vec<Option<Tensor>> = vec![None; self.model.0.len()];
         let mut x = images.clone();
-        let get = |i: usize, f: &Option<usize>, x: &Tensor, saved: &[Option<Tensor>]| -> Result<Tensor> {
-            match f {
-                None => Ok(images.clone()),
-                Some(j) if j + 1 == i => Ok(x.clone()),
-                Some(j) => saved[*j].clone().ok_or_else(|| Error::msg(format!("layer {i}: output of layer {j} not kept"))),
-            }
-        };
+        let get =
+            |i: usize, f: &Option<usize>, x: &Tensor, saved: &[Option<Tensor>]| -> Result<Tensor> {
+                match f {
+                    None => Ok(images.clone()),
+                    Some(j) if j + 1 == i => Ok(x.clone()),
+                    Some(j) => saved[*j].clone().ok_or_else(|| {
+                        Error::msg(format!("layer {i}: output of layer {j} not kept"))
+                    }),
+                }
+            };
         for (i, layer) in self.model.0.iter().enumerate() {
-            let ins = self.from[i].iter().map(|f| get(i, f, &x, &saved)).collect::<Result<Vec<_>>>()?;
-            let one = || ins.first().ok_or_else(|| Error::msg(format!("layer {i} has no input")));
+            let ins = self.from[i]
+                .iter()
+                .map(|f| get(i, f, &x, &saved))
+                .collect::<Result<Vec<_>>>()?;
+            let one = || {
+                ins.first()
+                    .ok_or_else(|| Error::msg(format!("layer {i} has no input")))
+            };
             let y = match layer {
                 Layer::Conv(m) => m.forward(one()?),
                 Layer::C2f(m) => m.forward(one()?),
@@ -182,8 +232,19 @@ impl YoloModel {
                 }
                 Layer::Concat => Tensor::cat(&ins.iter().collect::<Vec<_>>(), 1),
                 Layer::Head(hd) => {
-                    let HeadOutput { boxes, scores, mask_coefficient, proto } = hd.forward(&ins)?;
-                    return Ok(TrainOutput { boxes, scores, feats: ins, mask_coef: mask_coefficient, proto });
+                    let HeadOutput {
+                        boxes,
+                        scores,
+                        mask_coefficient,
+                        proto,
+                    } = hd.forward(&ins)?;
+                    return Ok(TrainOutput {
+                        boxes,
+                        scores,
+                        feats: ins,
+                        mask_coef: mask_coefficient,
+                        proto,
+                    });
                 }
             }
             .with_context(|| format!("model.{i}"))?;
@@ -213,7 +274,11 @@ impl YoloModel {
 
     /// ultralytics `Detect._inference` on raw outputs (any mode; differentiable).
     pub fn decode(&self, raw: &TrainOutput) -> Result<EvalOutput> {
-        let sizes: Vec<(usize, usize)> = raw.feats.iter().map(|f| (f.dims()[2], f.dims()[3])).collect();
+        let sizes: Vec<(usize, usize)> = raw
+            .feats
+            .iter()
+            .map(|f| (f.dims()[2], f.dims()[3]))
+            .collect();
         let out = HeadOutput {
             boxes: raw.boxes.clone(),
             scores: raw.scores.clone(),
@@ -221,7 +286,10 @@ impl YoloModel {
             proto: None,
         };
         let pred = self.head()?.decode(&out, &sizes, &self.strides)?;
-        Ok(EvalOutput { pred, proto: raw.proto.clone() })
+        Ok(EvalOutput {
+            pred,
+            proto: raw.proto.clone(),
+        })
     }
 
     /// A copy for inference with every BN folded into its convolution (from the running
