@@ -1,9 +1,9 @@
 //! ultralytics' building blocks (nn/modules/conv.py, block.py) with their parameter names:
-//! Conv (conv, bn), Bottleneck, C2f, SPPF, Proto. BatchNorm uses ultralytics'
-//! eps 1e-3 / momentum 0.03. `fuse` folds BN into the convolution (ultralytics
+//! Conv (conv, bn), Bottleneck, C2f, SPPF (Proto is in proto.rs). BatchNorm uses ultralytics'
+//! eps 1e-3 / momentum 0.03 (ultralytics initialize_weights). `fuse` folds BN into the convolution (ultralytics
 //! `fuse_conv_and_bn`), leaving `conv.weight` + `conv.bias`.
-use crate::nn::{BatchNorm2d, Conv2d, Module, init, parameter};
-use crate::tensor::{Conv2dParams, ConvTranspose2dParams, Rng};
+use crate::nn::{BatchNorm2d, Conv2d, Module, parameter};
+use crate::tensor::{Conv2dParams, Rng};
 use crate::{Result, ResultExt, Tensor};
 use rayon::prelude::*;
 
@@ -315,90 +315,5 @@ impl Module for Sppf {
     fn visit_children(&self, f: &mut dyn FnMut(&str, &dyn Module)) {
         f("cv1", &self.cv1);
         f("cv2", &self.cv2);
-    }
-}
-
-/// torch.nn.ConvTranspose2d(c, c, 2, 2, 0, bias=True): weight [in, out, 2, 2], bias [out].
-pub struct ConvTranspose2d {
-    pub weight: Tensor,
-    pub bias: Tensor,
-    pub params: ConvTranspose2dParams,
-}
-
-impl ConvTranspose2d {
-    /// torch's default init: fan_in is weight dim 1 × kernel area.
-    pub fn new(c_in: usize, c_out: usize, k: usize, s: usize, rng: &mut Rng) -> Result<Self> {
-        let weight = parameter(init::default_weight([c_in, c_out, k, k], rng)?)?;
-        let bias = parameter(init::default_bias(c_out, c_out * k * k, rng))?;
-        let params = ConvTranspose2dParams {
-            stride: (s, s),
-            ..Default::default()
-        };
-        Ok(ConvTranspose2d {
-            weight,
-            bias,
-            params,
-        })
-    }
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.conv_transpose2d(&self.weight, Some(&self.bias), self.params)
-    }
-    fn copy(&self) -> Result<Self> {
-        Ok(ConvTranspose2d {
-            weight: parameter(self.weight.deep_clone()?)?,
-            bias: parameter(self.bias.deep_clone()?)?,
-            params: self.params,
-        })
-    }
-}
-
-impl Module for ConvTranspose2d {
-    fn visit_own_params(&self, f: &mut dyn FnMut(&str, &Tensor)) {
-        f("weight", &self.weight);
-        f("bias", &self.bias);
-    }
-}
-
-/// Proto(c1, c_, c2): cv1 3×3 → 2× transposed conv → cv2 3×3 → cv3 1×1: the mask
-/// prototypes at 1/4 of the input size.
-pub struct Proto {
-    pub cv1: Conv,
-    pub upsample: ConvTranspose2d,
-    pub cv2: Conv,
-    pub cv3: Conv,
-}
-
-impl Proto {
-    pub fn new(c1: usize, c_: usize, c2: usize, rng: &mut Rng) -> Result<Self> {
-        Ok(Proto {
-            cv1: Conv::std(c1, c_, 3, 1, rng)?,
-            upsample: ConvTranspose2d::new(c_, c_, 2, 2, rng)?,
-            cv2: Conv::std(c_, c_, 3, 1, rng)?,
-            cv3: Conv::std(c_, c2, 1, 1, rng)?,
-        })
-    }
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.cv3.forward(
-            &self
-                .cv2
-                .forward(&self.upsample.forward(&self.cv1.forward(x)?)?)?,
-        )
-    }
-    pub fn fuse(&self) -> Result<Self> {
-        Ok(Proto {
-            cv1: self.cv1.fuse()?,
-            upsample: self.upsample.copy()?,
-            cv2: self.cv2.fuse()?,
-            cv3: self.cv3.fuse()?,
-        })
-    }
-}
-
-impl Module for Proto {
-    fn visit_children(&self, f: &mut dyn FnMut(&str, &dyn Module)) {
-        f("cv1", &self.cv1);
-        f("upsample", &self.upsample);
-        f("cv2", &self.cv2);
-        f("cv3", &self.cv3);
     }
 }

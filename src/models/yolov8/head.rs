@@ -4,7 +4,8 @@
 //! Proto module. `decode` is `Detect._inference`: DFL expectation, dist2bbox (xywh) ×
 //! stride, class sigmoid, mask coefficients appended.
 use super::anchors::{dist2bbox, make_anchors};
-use super::blocks::{Conv, List, Proto, copy_conv};
+use super::blocks::{Conv, List, copy_conv};
+use super::proto::Proto;
 use crate::nn::{Conv2d, Module};
 use crate::tensor::{Conv2dParams, Rng};
 use crate::{Result, Tensor};

@@ -4,7 +4,9 @@ pub mod blocks;
 pub mod config;
 pub mod head;
 pub mod model;
+pub mod plan;
 pub mod postprocess;
+pub mod proto;
 
 pub use config::YoloConfig;
 pub use model::{EvalOutput, TrainOutput, YoloModel};

@@ -2,8 +2,9 @@
 //! with the state-dict names `model.<i>.…`. Train forward (batch-statistics BN, graph
 //! recorded) gives the raw head outputs the loss takes; eval forward decodes them.
 use super::blocks::{C2f, Conv, Sppf};
-use super::config::{LayerKind, YoloConfig};
+use super::config::YoloConfig;
 use super::head::{Head, HeadOutput};
+use super::plan::LayerKind;
 use crate::io::StateDict;
 use crate::nn::{Module, load_state_dict};
 use crate::tensor::Rng;
@@ -16,7 +17,7 @@ pub enum Layer {
     Sppf(Sppf),
     Upsample(usize),
     Concat,
-    Head(Head),
+    Head(Box<Head>),
 }
 
 impl Module for Layer {
@@ -120,7 +121,15 @@ impl YoloModel {
                     npr,
                 } => {
                     (nc, nm) = (*hnc, *hnm);
-                    Layer::Head(Head::new(*hnc, *hnm, *npr, cfg.reg_max, ch, &strides, rng)?)
+                    Layer::Head(Box::new(Head::new(
+                        *hnc,
+                        *hnm,
+                        *npr,
+                        cfg.reg_max,
+                        ch,
+                        &strides,
+                        rng,
+                    )?))
                 }
             };
             layers.push(l);
@@ -307,7 +316,7 @@ impl YoloModel {
                     Layer::Sppf(m) => Layer::Sppf(m.fuse()?),
                     Layer::Upsample(k) => Layer::Upsample(*k),
                     Layer::Concat => Layer::Concat,
-                    Layer::Head(h) => Layer::Head(h.fuse()?),
+                    Layer::Head(h) => Layer::Head(Box::new(h.fuse()?)),
                 })
             })
             .collect::<Result<_>>()?;
