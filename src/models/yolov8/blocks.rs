@@ -13,20 +13,45 @@ pub(crate) fn silu(y: Tensor) -> Result<Tensor> {
     if y.tracks_grad() || !y.is_contiguous() || y.dtype() != crate::DType::F32 {
         return y.silu();
     }
-    y.with_slice_mut(|s: &mut [f32]| {
-        s.par_chunks_mut(1 << 14).for_each(|c| {
-            for v in c {
-                // x·sigmoid(x), split by sign so exp never overflows (as the silu op).
-                let x = *v;
-                *v = if x >= 0.0 {
-                    x / (1.0 + (-x).exp())
-                } else {
-                    x * x.exp() / (1.0 + x.exp())
-                };
-            }
-        })
-    })?;
+    y.with_slice_mut(|s: &mut [f32]| s.par_chunks_mut(1 << 14).for_each(silu_slice))?;
     Ok(y)
+}
+
+fn silu_slice(s: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F (checked just above).
+        return unsafe { silu_avx512(s) };
+    }
+    silu_generic(s)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn silu_avx512(s: &mut [f32]) {
+    silu_generic(s)
+}
+
+/// x / (1 + e^(-x)) with a branch-free exp the compiler vectorises: e^t = 2^n · e^r,
+/// |r| ≤ ln2/2, degree-6 Taylor for e^r (relative error ≈ 1e-7, about 1 ulp).
+#[inline(always)]
+fn silu_generic(s: &mut [f32]) {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    const ROUND: f32 = 12_582_912.0; // 1.5·2^23: adding it rounds to an integer
+    for v in s.iter_mut() {
+        let x = *v;
+        let t = (-x).clamp(-87.0, 88.0);
+        let n = (t * LOG2E + ROUND) - ROUND;
+        let r = (t - n * LN2_HI) - n * LN2_LO;
+        let p = 1.0
+            + r * (1.0
+                + r * (0.5
+                    + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+        let e = p * f32::from_bits(((n as i32 + 127) as u32) << 23);
+        *v = x / (1.0 + e);
+    }
 }
 
 /// ultralytics `Conv`: Conv2d (no bias) → BatchNorm2d → SiLU (or identity). After `fuse`

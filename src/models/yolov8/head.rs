@@ -25,7 +25,7 @@ impl Branch {
             out: Conv2d::new(c_mid, c_out, (1, 1), Conv2dParams::default(), true, rng)?,
         })
     }
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = self.c1.forward(&self.c0.forward(x)?)?;
         y.conv2d(&self.out.weight, self.out.bias.as_ref(), self.out.params)
     }

@@ -27,8 +27,44 @@ impl ConvTranspose2d {
             params,
         })
     }
+    /// With kernel = stride and no padding (Proto's 2×2/2) the output pixels do not
+    /// overlap: a 1×1 conv to `c_out·k·k` channels followed by a depth-to-space shuffle,
+    /// which runs on the fast GEMM path (and stays differentiable through view ops).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.conv_transpose2d(&self.weight, Some(&self.bias), self.params)
+        let d = self.weight.dims();
+        let (ci, co, k) = (d[0], d[1], d[2]);
+        let p = self.params;
+        let plain = d[3] == k
+            && p.stride == (k, k)
+            && p.padding == (0, 0)
+            && p.output_padding == (0, 0)
+            && p.dilation == (1, 1)
+            && p.groups == 1;
+        if !plain || x.rank() != 4 {
+            return x.conv_transpose2d(&self.weight, Some(&self.bias), self.params);
+        }
+        let w =
+            self.weight
+                .permute(&[1, 2, 3, 0])?
+                .contiguous()?
+                .reshape([co * k * k, ci, 1, 1])?;
+        let b = self
+            .bias
+            .unsqueeze(1)?
+            .expand([co, k * k])?
+            .contiguous()?
+            .reshape(co * k * k)?;
+        let y = x.conv2d(&w, Some(&b), Default::default())?;
+        let (n, h, wd) = (y.dims()[0], y.dims()[2], y.dims()[3]);
+        if y.tracks_grad() {
+            return y
+                .reshape([n, co, k, k, h, wd])?
+                .permute(&[0, 1, 4, 2, 5, 3])?
+                .contiguous()?
+                .reshape([n, co, h * k, wd * k]);
+        }
+        let v = y.with_slice(|s: &[f32]| depth_to_space(s, n * co, k, h, wd))?;
+        Tensor::from_vec(v, [n, co, h * k, wd * k])
     }
     fn copy(&self) -> Result<Self> {
         Ok(ConvTranspose2d {
@@ -88,4 +124,29 @@ impl Module for Proto {
         f("cv2", &self.cv2);
         f("cv3", &self.cv3);
     }
+}
+
+/// `[planes, k, k, h, w]` → `[planes, h·k, w·k]`: out[p, y·k+i, x·k+j] = in[p, i, j, y, x].
+fn depth_to_space(s: &[f32], planes: usize, k: usize, h: usize, w: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    let (hw, ow) = (h * w, w * k);
+    let mut out = vec![0f32; s.len()];
+    out.par_chunks_mut(hw * k * k)
+        .enumerate()
+        .for_each(|(pl, o)| {
+            let src = &s[pl * hw * k * k..][..hw * k * k];
+            for y in 0..h {
+                for i in 0..k {
+                    let row = &mut o[(y * k + i) * ow..][..ow];
+                    for j in 0..k {
+                        let plane = &src[(i * k + j) * hw + y * w..][..w];
+                        for (x, &v) in plane.iter().enumerate() {
+                            row[x * k + j] = v;
+                        }
+                    }
+                }
+            }
+        });
+    debug_assert_eq!(out.len(), planes * hw * k * k);
+    out
 }
