@@ -3,6 +3,7 @@ pub mod anchors;
 pub mod blocks;
 pub mod config;
 pub mod head;
+pub mod loss;
 pub mod model;
 pub mod plan;
 pub mod postprocess;
@@ -10,3 +11,4 @@ pub mod proto;
 
 pub use config::YoloConfig;
 pub use model::{EvalOutput, TrainOutput, YoloModel};
+pub use loss::{LossGains, compute_loss, head_maps};
