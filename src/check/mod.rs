@@ -7,6 +7,7 @@ pub mod fixture;
 pub mod ops;
 pub mod preprocess;
 pub mod tolerance;
+pub mod yolov8_postprocess;
 
 pub use compare::{CheckLine, compare_tensors, compare_values};
 pub use fixture::Fixture;
@@ -17,7 +18,13 @@ use std::io::Write;
 use std::path::Path;
 
 /// Kinds with a checker (the arms of `run_kind`).
-pub const KNOWN_KINDS: &[&str] = &["coco-eval", "ops", "preprocess"];
+pub const KNOWN_KINDS: &[&str] = &[
+    "coco-eval",
+    "ops",
+    "preprocess",
+    "yolov8-postprocess",
+    // "yolov8-seg",
+];
 
 /// Run the checker for `kind` on `fx`: one line per compared tensor.
 pub fn run_kind(kind: &str, fx: &Fixture) -> Result<Vec<CheckLine>> {
@@ -25,6 +32,7 @@ pub fn run_kind(kind: &str, fx: &Fixture) -> Result<Vec<CheckLine>> {
         "coco-eval" => coco_eval::check(fx),
         "ops" => ops::check(fx),
         "preprocess" => preprocess::check(fx),
+        "yolov8-postprocess" => yolov8_postprocess::check(fx),
         // "yolov8-seg" => crate::models::yolov8::check(fx), ... as checkers land.
         _ => {
             let known = if KNOWN_KINDS.is_empty() {
