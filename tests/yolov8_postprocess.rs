@@ -1,6 +1,7 @@
 //! YOLOv8 postprocess against ultralytics 8.4.190 through the `yolov8-postprocess` checker:
-//! the shared visible fixture and two committed ones (agnostic NMS with many tied scores;
-//! a class filter with `max_nms` below the candidate count, non-square input, nm = 8).
+//! the shared visible fixture and three committed ones (agnostic NMS with many tied scores;
+//! a class filter with `max_nms` below the candidate count, non-square input, nm = 8; the
+//! mapping to a 110×70 original image).
 //! Plus: wrong shapes are errors, a changed reference fails, and the predictor chain maps
 //! to original pixels.
 mod common;
@@ -19,11 +20,11 @@ fn local(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn check_all_pass(path: &Path) {
+fn check_all_pass(path: &Path, n_outputs: usize) {
     let fx = Fixture::open(path).unwrap();
     assert_eq!(fx.kind(), "yolov8-postprocess");
     let lines = run_kind(fx.kind(), &fx).unwrap();
-    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(lines.len(), n_outputs, "{lines:?}");
     for l in &lines {
         assert!(l.pass, "{}: {l}", path.display());
     }
@@ -38,13 +39,15 @@ fn shared_visible_fixture_passes() {
         eprintln!("shared fixture missing: skipped");
         return;
     };
-    check_all_pass(&p);
+    check_all_pass(&p, 4);
 }
 
 #[test]
 fn committed_fixtures_pass() {
-    check_all_pass(&local("yolov8-postprocess-agnostic-ties.safetensors"));
-    check_all_pass(&local("yolov8-postprocess-classes-maxnms.safetensors"));
+    check_all_pass(&local("yolov8-postprocess-agnostic-ties.safetensors"), 4);
+    check_all_pass(&local("yolov8-postprocess-classes-maxnms.safetensors"), 4);
+    // Also maps to a 110×70 original: boxes, val's `.byte()` masks and `> 0.5` masks.
+    check_all_pass(&local("yolov8-postprocess-orig.safetensors"), 7);
 }
 
 #[test]

@@ -6,9 +6,16 @@
 //!   (`[h, w]` of the model input), optional `classes`, `max_nms`, `max_wh`;
 //! - `inputs.pred` `[1, 4 + nc + nm, A]`, `inputs.proto` `[1, nm, h/4, w/4]`;
 //! - `outputs.boxes` `[n, 4]` (xyxy input px), `outputs.scores` `[n]`, `outputs.classes`
-//!   `[n]` (f32), `outputs.masks` u8 `[n, h, w]`, rows in the reference's order.
+//!   `[n]` (f32), `outputs.masks` u8 `[n, h, w]`, rows in the reference's order;
+//! - with `orig_shape` `[h0, w0]` in the config (square `imgsz` only), the mapping back
+//!   through the letterbox: `outputs.orig_boxes` `[n, 4]`, `outputs.orig_masks` u8
+//!   `[n, h0, w0]` (ultralytics val's `scale_masks(..).byte()`, [`Binarize::Truncate`]) and
+//!   `outputs.orig_masks_half` (the same resize `> 0.5`, [`Binarize::Half`]).
 use super::{CheckLine, Fixture};
-use crate::models::yolov8::postprocess::{NmsConfig, non_max_suppression, process_mask};
+use crate::data::preprocess::Letterbox;
+use crate::models::yolov8::postprocess::{
+    Binarize, CropMask, NmsConfig, non_max_suppression, process_mask, to_original,
+};
 use crate::{Error, Result, Tensor};
 use serde::Deserialize;
 
@@ -30,6 +37,9 @@ pub struct PostprocessConfig {
     pub max_nms: Option<usize>,
     #[serde(default)]
     pub max_wh: Option<f32>,
+    /// Original image `[h, w]` to map back to.
+    #[serde(default)]
+    pub orig_shape: Option<[usize; 2]>,
 }
 
 impl PostprocessConfig {
@@ -79,18 +89,48 @@ pub fn run(
     let d = dets.into_iter().next().unwrap_or_default();
     let masks = process_mask(proto, &d, (h, w))?;
     let n = d.len();
-    let boxes: Vec<f32> = d.boxes.iter().flatten().copied().collect();
     let classes: Vec<f32> = d.classes.iter().map(|&c| c as f32).collect();
-    let mut full = Vec::with_capacity(n * h * w);
-    for m in &masks {
+    let mut out = vec![
+        ("boxes", boxes_tensor(&d.boxes)?),
+        ("scores", Tensor::from_vec(d.scores.clone(), [n])?),
+        ("classes", Tensor::from_vec(classes, [n])?),
+        ("masks", masks_tensor(&masks, h, w)?),
+    ];
+    if let Some([h0, w0]) = cfg.orig_shape {
+        if h != w || h0 == 0 || w0 == 0 {
+            return Err(Error::msg(format!(
+                "orig_shape {h0}x{w0} with imgsz {h}x{w}: needs a square imgsz and a non-empty original"
+            )));
+        }
+        let size = u32::try_from(h).map_err(|_| Error::msg("imgsz too large"))?;
+        let (w0u, h0u) = (
+            u32::try_from(w0).map_err(|_| Error::msg("orig_shape too large"))?,
+            u32::try_from(h0).map_err(|_| Error::msg("orig_shape too large"))?,
+        );
+        let p = Letterbox { size }.placement(w0u, h0u);
+        let trunc = to_original(&d, &masks, &p, Binarize::Truncate)?;
+        let half = to_original(&d, &masks, &p, Binarize::Half)?;
+        out.push(("orig_boxes", boxes_tensor(&trunc.boxes)?));
+        out.push(("orig_masks", masks_tensor(&trunc.masks, h0, w0)?));
+        out.push(("orig_masks_half", masks_tensor(&half.masks, h0, w0)?));
+    }
+    Ok(out)
+}
+
+fn boxes_tensor(b: &[[f32; 4]]) -> Result<Tensor> {
+    Tensor::from_vec(
+        b.iter().flatten().copied().collect::<Vec<f32>>(),
+        [b.len(), 4],
+    )
+}
+
+/// u8 `[n, h, w]` of whole masks.
+fn masks_tensor(masks: &[CropMask], h: usize, w: usize) -> Result<Tensor> {
+    let mut full = Vec::with_capacity(masks.len() * h * w);
+    for m in masks {
         full.extend(m.to_full());
     }
-    Ok(vec![
-        ("boxes", Tensor::from_vec(boxes, [n, 4])?),
-        ("scores", Tensor::from_vec(d.scores, [n])?),
-        ("classes", Tensor::from_vec(classes, [n])?),
-        ("masks", Tensor::from_vec(full, [n, h, w])?),
-    ])
+    Tensor::from_vec(full, [masks.len(), h, w])
 }
 
 /// The `yolov8-postprocess` kind: one line per `outputs.*` tensor; an output we do not make

@@ -8,12 +8,17 @@ them. Layout (as /work/shared/fixtures/yolov8-postprocess-visible.safetensors):
   outputs.boxes [n, 4] f32, outputs.scores [n] f32, outputs.classes [n] f32,
   outputs.masks [n, h, w] u8;
 metadata kind, config (nc, nm, conf_thres, iou_thres, max_det, agnostic, imgsz [h, w],
-and classes / max_nms when given), tolerances, reference, notes.
+and classes / max_nms / orig_shape when given), tolerances, reference, notes.
+With --orig H0 W0 (square imgsz only: our letterbox is square) also the mapping back to
+an H0×W0 original through the letterbox, as the segment validator does it:
+  outputs.orig_boxes [n, 4] (scale_boxes, clipped),
+  outputs.orig_masks [n, H0, W0] u8 (scale_masks(masks[None], (H0, W0))[0].byte()),
+  outputs.orig_masks_half [n, H0, W0] u8 (the same resize, > 0.5).
 
 Usage (reference env):
   /work/pyref/bin/python tools/reference/make_yolov8_postprocess_fixture.py OUT.safetensors \
       --seed 1 --nc 3 --nm 32 --anchors 300 --imgsz 256 256 [--agnostic] [--ties] \
-      [--max-det 50] [--classes 0 2] [--max-nms N]
+      [--max-det 50] [--classes 0 2] [--max-nms N] [--orig H0 W0]
 """
 
 import argparse
@@ -23,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 from ultralytics.utils.nms import non_max_suppression
-from ultralytics.utils.ops import process_mask
+from ultralytics.utils.ops import process_mask, scale_boxes, scale_masks
 
 
 def make_inputs(g, nc, nm, a, h, w, ties):
@@ -61,6 +66,7 @@ def main():
     ap.add_argument("--ties", action="store_true")
     ap.add_argument("--classes", type=int, nargs="*")
     ap.add_argument("--max-nms", type=int)
+    ap.add_argument("--orig", type=int, nargs=2, metavar=("H0", "W0"))
     args = ap.parse_args()
     h, w = args.imgsz
     g = torch.Generator().manual_seed(args.seed)
@@ -102,6 +108,13 @@ def main():
         "outputs.classes": det[:, 5].contiguous(),
         "outputs.masks": masks.to(torch.uint8).contiguous(),
     }
+    if args.orig is not None:
+        assert h == w, "--orig needs a square imgsz"
+        config["orig_shape"] = list(args.orig)
+        scaled = scale_masks(masks[None].float(), tuple(args.orig))[0]
+        tensors["outputs.orig_boxes"] = scale_boxes((h, w), det[:, :4].clone(), tuple(args.orig)).contiguous()
+        tensors["outputs.orig_masks"] = scaled.byte().contiguous()
+        tensors["outputs.orig_masks_half"] = (scaled > 0.5).to(torch.uint8).contiguous()
     meta = {
         "kind": "yolov8-postprocess",
         "config": json.dumps(config),

@@ -224,8 +224,8 @@ mod tests {
         assert_eq!(torch_nms(&b, &[0.8, 0.9, 0.5], 0.9, 2), vec![1, 0]);
         // [B=1, 4 + 2 classes, 3 anchors]: anchors 0 and 1 overlap; 1 has class 1.
         let pred = vec![
-            5.0, 6.0, 25.0, // cx
-            5.0, 6.0, 5.0, // cy
+            5.0, 5.5, 25.0, // cx
+            5.0, 5.5, 5.0, // cy
             10.0, 10.0, 10.0, // w
             10.0, 10.0, 10.0, // h
             0.9, 0.1, 0.3, // class 0

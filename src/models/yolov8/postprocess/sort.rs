@@ -15,7 +15,7 @@ type Item = (f32, usize);
 /// `a` goes before `b`: torch's descending comparator (NaN first, then larger first).
 #[inline]
 fn before(a: &Item, b: &Item) -> bool {
-    (!a.0.is_nan() && b.0.is_nan()) || a.0 > b.0
+    (a.0.is_nan() && !b.0.is_nan()) || a.0 > b.0
 }
 
 /// Indices that sort `v` descending, exactly as torch's CPU `argsort(descending=True)`.
@@ -181,7 +181,14 @@ mod tests {
         let o = torch_argsort_desc(&v);
         assert!(o.windows(2).all(|w| v[w[0]] > v[w[1]]));
         assert_eq!(torch_argsort_desc(&[]), Vec::<usize>::new());
-        assert_eq!(torch_argsort_desc(&[f32::NAN, 1.0, f32::NAN])[2], 1);
+        assert_eq!(
+            torch_argsort_desc(&[f32::NAN, 1.0, f32::NAN]),
+            vec![0, 2, 1]
+        );
+        // torch: tensor([1, nan, 2] + [0.5] * 20).argsort(descending=True)[:4]
+        let mut v = vec![1.0, f32::NAN, 2.0];
+        v.extend([0.5; 20]);
+        assert_eq!(torch_argsort_desc(&v)[..4], [1, 2, 0, 22]);
     }
 
     #[test]
