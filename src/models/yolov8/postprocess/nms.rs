@@ -106,7 +106,8 @@ fn nms_one(p: &[f32], ch: usize, a: usize, nc: usize, cfg: &NmsConfig) -> Detect
                 (best, label) = (s, c);
             }
         }
-        if nan || !(best > cfg.conf) {
+        // Not `best <= conf`: a NaN threshold must reject everything, as torch's `>` does.
+        if nan || best.partial_cmp(&cfg.conf) != Some(std::cmp::Ordering::Greater) {
             continue;
         }
         if cfg.classes.as_ref().is_some_and(|cl| !cl.contains(&label)) {

@@ -153,7 +153,7 @@ fn adjust_heap(a: &mut [Item], mut hole: usize, len: usize, value: Item) {
         a[hole] = a[child];
         hole = child;
     }
-    if len % 2 == 0 && child == (len - 2) / 2 {
+    if len.is_multiple_of(2) && child == (len - 2) / 2 {
         child = 2 * (child + 1);
         a[hole] = a[child - 1];
         hole = child - 1;
@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn tie_order_matches_torch() {
         // torch 2.15: torch.tensor([0.5, 0.7, 0.5, 0.7, 0.5] * n)[:n].argsort(descending=True)
-        let tiles = |n: usize| -> Vec<f32> { (0..n).map(|i| [0.5, 0.7][(i % 5 % 2)]).collect() };
+        let tiles = |n: usize| -> Vec<f32> { (0..n).map(|i| [0.5, 0.7][i % 5 % 2]).collect() };
         assert_eq!(
             torch_argsort_desc(&tiles(17))[..12],
             [8, 16, 13, 11, 6, 3, 1, 5, 4, 7, 0, 9]
