@@ -8,6 +8,7 @@ pub mod ops;
 pub mod preprocess;
 pub mod tolerance;
 pub mod yolov8;
+pub mod yolov8_postprocess;
 
 pub use compare::{CheckLine, compare_tensors, compare_values};
 pub use fixture::Fixture;
@@ -18,7 +19,14 @@ use std::io::Write;
 use std::path::Path;
 
 /// Kinds with a checker (the arms of `run_kind`).
-pub const KNOWN_KINDS: &[&str] = &["coco-eval", "ops", "preprocess", "yolov8-detect", "yolov8-seg"];
+pub const KNOWN_KINDS: &[&str] = &[
+    "coco-eval",
+    "ops",
+    "preprocess",
+    "yolov8-postprocess",
+    "yolov8-detect",
+    "yolov8-seg",
+];
 
 /// Run the checker for `kind` on `fx`: one line per compared tensor.
 pub fn run_kind(kind: &str, fx: &Fixture) -> Result<Vec<CheckLine>> {
@@ -27,6 +35,7 @@ pub fn run_kind(kind: &str, fx: &Fixture) -> Result<Vec<CheckLine>> {
         "ops" => ops::check(fx),
         "preprocess" => preprocess::check(fx),
         "yolov8-seg" | "yolov8-detect" => yolov8::check(fx),
+        "yolov8-postprocess" => yolov8_postprocess::check(fx),
         _ => {
             let known = if KNOWN_KINDS.is_empty() {
                 "none".to_string()

@@ -22,11 +22,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 mod compressed;
+mod contour;
 mod error;
 mod packed;
 mod polygon;
 mod rle;
 
+pub use contour::mask_to_polygons;
 pub use error::MaskError;
 pub use packed::pack;
 pub use polygon::polygon_extent;
