@@ -54,7 +54,11 @@ pub fn check(fx: &Fixture) -> Result<Vec<CheckLine>> {
         vec![loss.items[0], loss.items[2], loss.items[3]]
     };
     let n = items.len();
-    push(&mut lines, "outputs.loss_items", &Tensor::from_vec(items, [n])?);
+    push(
+        &mut lines,
+        "outputs.loss_items",
+        &Tensor::from_vec(items, [n])?,
+    );
     push(&mut lines, "outputs.loss_sum", &loss.total.reshape([1])?);
 
     loss.total.backward()?;
@@ -78,7 +82,11 @@ pub fn check(fx: &Fixture) -> Result<Vec<CheckLine>> {
     for name in fx.names_with_prefix("outputs.") {
         if !produced.contains(&name) {
             let shape = fx.tensor(&name)?.shape().clone();
-            lines.push(CheckLine::failed(&name, shape, "not produced by this model"));
+            lines.push(CheckLine::failed(
+                &name,
+                shape,
+                "not produced by this model",
+            ));
         }
     }
     Ok(lines)
@@ -107,7 +115,9 @@ fn targets(fx: &Fixture, seg: bool) -> Result<Targets> {
         if v >= 0.0 && v.fract() == 0.0 && v < 1e9 {
             Ok(v as usize)
         } else {
-            Err(bad(format!("{what} {v} is not a non-negative whole number")))
+            Err(bad(format!(
+                "{what} {v} is not a non-negative whole number"
+            )))
         }
     };
     let masks = if seg {
@@ -116,9 +126,18 @@ fn targets(fx: &Fixture, seg: bool) -> Result<Targets> {
         None
     };
     Ok(Targets {
-        batch_idx: idx.iter().map(|&v| whole(v, "batch_idx")).collect::<Result<_>>()?,
-        cls: cls.iter().map(|&v| whole(v, "cls")).collect::<Result<_>>()?,
-        bboxes: bb.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect(),
+        batch_idx: idx
+            .iter()
+            .map(|&v| whole(v, "batch_idx"))
+            .collect::<Result<_>>()?,
+        cls: cls
+            .iter()
+            .map(|&v| whole(v, "cls"))
+            .collect::<Result<_>>()?,
+        bboxes: bb
+            .chunks_exact(4)
+            .map(|c| [c[0], c[1], c[2], c[3]])
+            .collect(),
         masks,
     })
 }

@@ -65,7 +65,10 @@ pub fn head_maps(out: &TrainOutput) -> Result<Vec<Tensor>> {
     for f in &out.feats {
         let d = f.dims();
         if d.len() != 4 {
-            return Err(Error::msg(format!("head input of shape {} is not 4-d", f.shape())));
+            return Err(Error::msg(format!(
+                "head input of shape {} is not 4-d",
+                f.shape()
+            )));
         }
         let n = d[2] * d[3];
         maps.push(both.narrow(2, start, n)?.reshape([b, c, d[2], d[3]])?);

@@ -5,10 +5,12 @@ pub mod config;
 pub mod head;
 pub mod loss;
 pub mod model;
+pub mod model_file;
 pub mod plan;
 pub mod postprocess;
 pub mod proto;
 
 pub use config::YoloConfig;
-pub use model::{EvalOutput, TrainOutput, YoloModel};
 pub use loss::{LossGains, compute_loss, head_maps};
+pub use model::{EvalOutput, TrainOutput, YoloModel};
+pub use model_file::{ModelMeta, load_model, save_model};
