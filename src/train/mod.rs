@@ -8,7 +8,10 @@ pub mod config;
 pub mod early_stop;
 pub mod metrics_log;
 pub mod signal;
+pub mod student;
 pub mod trainer;
+pub mod yolo;
+pub mod yolo_val;
 
 pub use checkpoint::{Checkpoint, CheckpointManager, TrainState};
 pub use config::TrainConfig;
