@@ -12,6 +12,8 @@
 //!
 //! The reference side runs tools/reference/bench_ref.py with PATH (default: $EDGEDISTILL_PYTHON,
 //! else python3); pass `--python none` to time ours only.
+#[path = "bench_yolo.rs"]
+mod bench_yolo;
 use edgedistill::tensor::{Conv2dParams, Rng};
 use edgedistill::{Result, Tensor};
 use std::process::{Command, ExitCode};
@@ -210,9 +212,11 @@ fn run(a: &Args) -> Result<()> {
         "attention" => attention_case(a, &mut rng)?,
         "lora" => lora_case(a, &mut rng)?,
         "cocoeval-segm" => cocoeval_case(a, &mut rng)?,
+        "yolo-forward" => bench_yolo::yolo_case(a, false)?,
+        "yolo-train" => bench_yolo::yolo_case(a, true)?,
         other => {
             return Err(edgedistill::Error::msg(format!(
-                "unknown case {other:?}: expected matmul, conv, conv-train, mask-iou, attention, lora or cocoeval-segm"
+                "unknown case {other:?}: expected matmul, conv, conv-train, mask-iou, attention, lora, cocoeval-segm, yolo-forward or yolo-train"
             )));
         }
     }
