@@ -116,6 +116,7 @@ fn main() -> ExitCode {
             .build_global();
     }
     install_signal_handlers();
+    edgedistill::backend::cpu::alloc::tune_allocator();
     match train_student(&o) {
         Ok(r) => {
             println!("{}", r.summary_text());
