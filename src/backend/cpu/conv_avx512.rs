@@ -94,14 +94,9 @@ unsafe fn kernel<const MR: usize, const NV: usize>(
     for (v, mv) in m.iter_mut().enumerate() {
         *mv = lane_mask(n, 16 * v);
     }
+    // The chunk's sum starts from zero and is added to c at the end: blocked summation, so
+    // rounding error grows with kc + k/kc rather than with the whole k.
     let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-    if accumulate {
-        for (r, ar) in acc.iter_mut().enumerate().take(rows) {
-            for (v, x) in ar.iter_mut().enumerate() {
-                *x = _mm512_maskz_loadu_ps(m[v], c.add(r * cs + 16 * v));
-            }
-        }
-    }
     let (mut bp, mut ap) = (b, a);
     for _ in 0..kc {
         let mut bv = [_mm512_setzero_ps(); NV];
@@ -119,7 +114,13 @@ unsafe fn kernel<const MR: usize, const NV: usize>(
     }
     for (r, ar) in acc.iter().enumerate().take(rows) {
         for (v, &x) in ar.iter().enumerate() {
-            _mm512_mask_storeu_ps(c.add(r * cs + 16 * v), m[v], x);
+            let p = c.add(r * cs + 16 * v);
+            let x = if accumulate {
+                _mm512_add_ps(x, _mm512_maskz_loadu_ps(m[v], p))
+            } else {
+                x
+            };
+            _mm512_mask_storeu_ps(p, m[v], x);
         }
     }
 }
