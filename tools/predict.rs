@@ -176,9 +176,8 @@ fn run(args: &Args) -> Result<usize> {
                     .ok_or_else(|| format!("{}: not in the --coco file", path.display())),
             };
             match id.and_then(|id| {
-                load_rgb(path)
-                    .map(|im| (im, id))
-                    .map_err(|e| format!("{}: {e}", path.display()))
+                // load_rgb's errors name the file already.
+                load_rgb(path).map(|im| (im, id)).map_err(|e| e.to_string())
             }) {
                 Ok((im, id)) => batch.push((index, path, im, id)),
                 Err(e) => {
