@@ -399,6 +399,15 @@ fn bench_predictor_yolov8n_seg_640() {
     }
     let ms = t.elapsed().as_secs_f64() * 1000.0 / n as f64;
     println!("yolov8n-seg predictor 640: {ms:.1} ms/image ({dets} detections at conf 0.001)");
+    // Worst case for the post-processing: every anchor a candidate, 300 masks.
+    let pr = pr.with_nms(NmsConfig {
+        conf: 0.0,
+        ..NmsConfig::default()
+    });
+    let t = std::time::Instant::now();
+    let dets = pr.predict(&img).unwrap().scores.len();
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    println!("yolov8n-seg predictor 640 at conf 0: {ms:.1} ms/image ({dets} detections)");
     let imgs = vec![img; 4];
     let t = std::time::Instant::now();
     pr.predict_batch(&imgs).unwrap();
