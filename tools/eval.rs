@@ -19,7 +19,7 @@ use edgedistill::eval::results_write::{prediction_records, write_results};
 use edgedistill::io::atomic::write_atomic;
 use edgedistill::models::yolov8::Predictor;
 use edgedistill::models::yolov8::model_file::resolve_model_path;
-use edgedistill::models::yolov8::postprocess::NmsConfig;
+use edgedistill::models::yolov8::postprocess::{Binarize, NmsConfig};
 use edgedistill::{Error, Result};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -40,7 +40,7 @@ results carry masks, else bbox.
 --model mode (--data is --gt) predicts every image of val.json (file_name relative to
 --images; one that is missing or does not decode stops the run, naming it) with the model
 file or run directory, letterboxed square at the model's imgsz, NMS as ultralytics' val
-(conf 0.001, iou 0.7, max_det 300), writes DIR/predictions.json and evaluates it. Default
+(conf 0.001, iou 0.7, max_det 300), masks binarised by truncation as its validator, writes DIR/predictions.json and evaluates it. Default
 DIR there: eval/ beside the model file.";
 
 struct Args {
@@ -430,7 +430,11 @@ fn predict_dataset(args: &mut Args) -> Result<()> {
         .ok_or_else(|| Error::msg("--model needs --images"))?;
     let gt = Coco::read_strict(&args.gt)?;
     let model_path = resolve_model_path(&model)?;
-    let predictor = Predictor::load(&model_path)?.with_nms(nms);
+    // Masks binarised by truncation, as ultralytics' segment validator's `scale_preds`
+    // does before writing its COCO JSON.
+    let predictor = Predictor::load(&model_path)?
+        .with_nms(nms)
+        .with_binarize(Binarize::Truncate);
     let out = args.out.clone().unwrap_or_else(|| {
         model_path
             .parent()
