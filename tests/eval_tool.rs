@@ -140,3 +140,110 @@ fn ed_eval_names_the_bad_record() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--model` mode on an untrained tiny model over three generated images: predictions.json
+/// written and evaluated (all three output files, the report's tiles), ultralytics val's
+/// conf default; a dataset image that is missing stops the run naming it.
+#[test]
+fn ed_eval_model_mode_predicts_then_evaluates() {
+    use edgedistill::models::yolov8::{ModelMeta, YoloConfig, YoloModel, save_model};
+    use edgedistill::tensor::Rng;
+    let dir = tmpdir("model");
+    let mut config = YoloConfig::yolov8('n', 2, true).unwrap().raw;
+    config["scales"] = serde_json::json!({"t": [0.33, 0.0625, 1024]});
+    config["scale"] = serde_json::json!("t");
+    let m = YoloModel::new(&YoloConfig::from_json(&config).unwrap(), &mut Rng::new(3)).unwrap();
+    let meta = ModelMeta {
+        config,
+        names: vec!["cat".into(), "dog".into()],
+        category_ids: vec![3, 7],
+        imgsz: 64,
+    };
+    std::fs::create_dir_all(dir.join("run/weights")).unwrap();
+    save_model(&dir.join("run/weights/best.model.safetensors"), &m, &meta).unwrap();
+    std::fs::create_dir_all(dir.join("images")).unwrap();
+    let sizes = [(80u32, 60u32), (50, 70), (64, 64)];
+    let mut images = Vec::new();
+    let mut anns = Vec::new();
+    for (i, &(w, h)) in sizes.iter().enumerate() {
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x * 9 % 256) as u8, (y * 5 % 256) as u8, (i * 80) as u8])
+        });
+        img.save(dir.join(format!("images/{i}.png"))).unwrap();
+        images.push(
+            serde_json::json!({"id": 5 + i, "file_name": format!("{i}.png"),
+            "width": w, "height": h}),
+        );
+        anns.push(serde_json::json!({"id": 1 + i, "image_id": 5 + i,
+            "category_id": if i == 1 { 7 } else { 3 }, "bbox": [5.0, 5.0, 20.0, 25.0],
+            "area": 500.0, "iscrowd": 0,
+            "segmentation": [[5.0, 5.0, 25.0, 5.0, 25.0, 30.0, 5.0, 30.0]]}));
+    }
+    let gt = serde_json::json!({"images": images, "annotations": anns,
+        "categories": [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}]});
+    std::fs::write(dir.join("val.json"), gt.to_string()).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--model", "run", "--data", "val.json", "--images", "images"];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_ed-eval"))
+            .current_dir(&dir)
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["--conf", "0.0", "--max-det", "10"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{stderr}\n{stdout}");
+    assert!(stdout.contains("predicted 3 images with"), "{stdout}");
+    assert!(
+        stdout.contains("COCOeval iouType=bbox") && stdout.contains("COCOeval iouType=segm"),
+        "{stdout}"
+    );
+    // Default output directory: eval/ beside the resolved model file.
+    let out = dir.join("run/weights/eval");
+    let preds: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(out.join("predictions.json")).unwrap()).unwrap();
+    assert!(!preds.is_empty() && preds.len() <= 30, "{}", preds.len());
+    for p in &preds {
+        assert!([5, 6, 7].contains(&p["image_id"].as_u64().unwrap()));
+        assert!([3, 7].contains(&p["category_id"].as_u64().unwrap()));
+        assert!(p["segmentation"]["counts"].is_string());
+    }
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    assert!(
+        metrics["coco"]["segm"]["stats"]["AP"].is_number(),
+        "{metrics}"
+    );
+    let lines = std::fs::read_to_string(out.join("per_image.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 3);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains("data:image/png;base64,"),
+        "no prediction tiles"
+    );
+
+    // --model with --results, or without --images: usage errors.
+    assert_eq!(run(&["--results", "x.json"]).status.code(), Some(2));
+    let o = Command::new(env!("CARGO_BIN_EXE_ed-eval"))
+        .current_dir(&dir)
+        .args(["--model", "run", "--data", "val.json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+
+    // A dataset image that is missing: the error names it and the image id.
+    std::fs::remove_file(dir.join("images/1.png")).unwrap();
+    let o = run(&["--out", "out2"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("1.png") && stderr.contains("image id 6"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!dir.join("out2/predictions.json").exists());
+}

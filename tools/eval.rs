@@ -1,9 +1,12 @@
 //! ed-eval: evaluate a COCO results file against COCO ground truth. Prints pycocotools'
 //! summary (exactly its 12 lines per IoU type) and the ultralytics-style numbers, and
-//! writes metrics.json, per_image.jsonl and a self-contained report.html. See `--help`.
+//! writes metrics.json, per_image.jsonl and a self-contained report.html. With `--model` it
+//! first predicts the dataset's images with a model file (ultralytics val settings) and
+//! evaluates that. See `--help`.
 use edgedistill::data::Coco;
 use edgedistill::data::classes::ClassMap;
 use edgedistill::data::image::load_rgb;
+use edgedistill::data::progress::Progress;
 use edgedistill::eval::coco_bridge::image_evals;
 use edgedistill::eval::cocoeval::{CocoEvalResult, IouType, evaluate};
 use edgedistill::eval::metrics::{self, DetectionMetrics, EvalOptions, ImageEval};
@@ -12,7 +15,11 @@ use edgedistill::eval::report::{
     ConfusionMatrix, CurveSet, NamedCurve, ReportInput, Table, write_report,
 };
 use edgedistill::eval::results::Results;
+use edgedistill::eval::results_write::{prediction_records, write_results};
 use edgedistill::io::atomic::write_atomic;
+use edgedistill::models::yolov8::Predictor;
+use edgedistill::models::yolov8::model_file::resolve_model_path;
+use edgedistill::models::yolov8::postprocess::{Binarize, NmsConfig};
 use edgedistill::{Error, Result};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -20,17 +27,27 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: ed-eval --gt gt.json --results dt.json [--iou-type bbox|segm|both]
                [--out DIR] [--images DIR] [--metrics metrics.jsonl] [--tiles N]
+       ed-eval --model DIR_OR_FILE --data val.json --images DIR [--conf 0.001] [--iou 0.7]
+               [--max-det 300] [--batch 4] [same options as above but --results]
 
 Evaluates COCO results against COCO ground truth: pycocotools' COCOeval (printed exactly as
 pycocotools prints it) and ultralytics' P/R/F1/mAP with the confusion matrix. Writes
 metrics.json, per_image.jsonl and report.html into DIR (default: <results>_eval beside the
 results). --images DIR adds a grid of predictions over the first N images (default 12);
 --metrics adds training curves from a metrics.jsonl. Default --iou-type: both when the
-results carry masks, else bbox.";
+results carry masks, else bbox.
+
+--model mode (--data is --gt) predicts every image of val.json (file_name relative to
+--images; one that is missing or does not decode stops the run, naming it) with the model
+file or run directory, letterboxed square at the model's imgsz, NMS as ultralytics' val
+(conf 0.001, iou 0.7, max_det 300), masks binarised by truncation as its validator, writes DIR/predictions.json and evaluates it. Default
+DIR there: eval/ beside the model file.";
 
 struct Args {
     gt: PathBuf,
     results: PathBuf,
+    /// `--model` mode: the model and its NMS settings (results are then written, not read).
+    model: Option<(PathBuf, NmsConfig, usize)>,
     iou: Option<String>,
     out: Option<PathBuf>,
     images: Option<PathBuf>,
@@ -42,10 +59,25 @@ fn parse_args() -> std::result::Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let (mut gt, mut results, mut iou, mut out, mut images, mut metrics, mut tiles) =
         (None, None, None, None, None, None, 12);
+    let (mut model, mut batch) = (None::<PathBuf>, 4usize);
+    // ultralytics' validator settings.
+    let mut nms = NmsConfig {
+        conf: 0.001,
+        ..NmsConfig::default()
+    };
+    fn num<T: std::str::FromStr>(flag: &str, v: &str) -> std::result::Result<T, String> {
+        v.parse()
+            .map_err(|_| format!("{flag} {v:?} is not a valid number"))
+    }
     while let Some(a) = it.next() {
         let mut val = || it.next().ok_or(format!("{a} needs a value"));
         match a.as_str() {
-            "--gt" => gt = Some(PathBuf::from(val()?)),
+            "--gt" | "--data" => gt = Some(PathBuf::from(val()?)),
+            "--model" => model = Some(PathBuf::from(val()?)),
+            "--conf" => nms.conf = num(&a, &val()?)?,
+            "--iou" => nms.iou = num(&a, &val()?)?,
+            "--max-det" => nms.max_det = num(&a, &val()?)?,
+            "--batch" => batch = num::<usize>(&a, &val()?)?.max(1),
             "--results" => results = Some(PathBuf::from(val()?)),
             "--iou-type" => iou = Some(val()?),
             "--out" => out = Some(PathBuf::from(val()?)),
@@ -61,9 +93,24 @@ fn parse_args() -> std::result::Result<Args, String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    let gt = gt.ok_or("--gt (or --data) is required")?;
+    let (results, model) = match model {
+        None => (results.ok_or("--results (or --model) is required")?, None),
+        Some(m) => {
+            if results.is_some() {
+                return Err("--model and --results exclude each other".into());
+            }
+            if images.is_none() {
+                return Err("--model needs --images".into());
+            }
+            // Filled in by `predict_dataset` once the output directory is known.
+            (PathBuf::new(), Some((m, nms, batch)))
+        }
+    };
     Ok(Args {
-        gt: gt.ok_or("--gt is required")?,
-        results: results.ok_or("--results is required")?,
+        gt,
+        results,
+        model,
         iou,
         out,
         images,
@@ -83,6 +130,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut args = args;
+    if let Err(e) = predict_dataset(&mut args) {
+        eprintln!("ed-eval: {e}");
+        return ExitCode::from(1);
+    }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -312,6 +364,12 @@ fn report_input(
             "results": args.results.display().to_string(),
             "iou_type": args.iou.clone().unwrap_or_else(|| "auto".into()),
             "images": args.images.as_ref().map(|p| p.display().to_string()),
+            "model": args.model.as_ref().map(|(m, nms, _)| json!({
+                "path": m.display().to_string(),
+                "conf": nms.conf,
+                "iou": nms.iou,
+                "max_det": nms.max_det,
+            })),
         })),
         ..ReportInput::default()
     }
@@ -358,4 +416,69 @@ fn tiles(
         });
     }
     Ok(out)
+}
+
+/// `--model` mode: predict every image of the ground truth (sorted by id) with the model,
+/// write OUT/predictions.json and point `args` at it. Nothing to do without `--model`.
+fn predict_dataset(args: &mut Args) -> Result<()> {
+    let Some((model, nms, batch)) = args.model.clone() else {
+        return Ok(());
+    };
+    let dir = args
+        .images
+        .clone()
+        .ok_or_else(|| Error::msg("--model needs --images"))?;
+    let gt = Coco::read_strict(&args.gt)?;
+    let model_path = resolve_model_path(&model)?;
+    // Masks binarised by truncation, as ultralytics' segment validator's `scale_preds`
+    // does before writing its COCO JSON.
+    let predictor = Predictor::load(&model_path)?
+        .with_nms(nms)
+        .with_binarize(Binarize::Truncate);
+    let out = args.out.clone().unwrap_or_else(|| {
+        model_path
+            .parent()
+            .map_or_else(|| PathBuf::from("eval"), |p| p.join("eval"))
+    });
+    std::fs::create_dir_all(&out).map_err(|source| Error::Io {
+        path: out.clone(),
+        source,
+    })?;
+    let mut images: Vec<_> = gt.images.iter().collect();
+    images.sort_by_key(|im| im.id);
+    let progress = Progress::new("images", images.len() as u64);
+    let mut records = Vec::new();
+    for chunk in images.chunks(batch.max(1)) {
+        let imgs = chunk
+            .iter()
+            .map(|im| {
+                load_rgb(dir.join(&im.file_name)).map_err(|e| {
+                    e.context(format!(
+                        "{} image id {} ({:?})",
+                        args.gt.display(),
+                        im.id,
+                        im.file_name
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let preds = predictor.predict_batch(&imgs)?;
+        for (im, pred) in chunk.iter().zip(&preds) {
+            records.extend(prediction_records(pred, im.id, predictor.category_ids())?);
+        }
+        progress.inc(chunk.len() as u64);
+    }
+    progress.finish();
+    let path = out.join("predictions.json");
+    write_results(&path, &records)?;
+    println!(
+        "predicted {} images with {}: {} detections -> {}",
+        images.len(),
+        model_path.display(),
+        records.len(),
+        path.display()
+    );
+    args.out = Some(out);
+    args.results = path;
+    Ok(())
 }

@@ -6,6 +6,8 @@ pub mod metrics;
 pub mod plot;
 pub mod report;
 pub mod results;
+pub mod results_write;
 
 pub use cocoeval::{CocoEvalResult, IouType, evaluate};
 pub use results::{Detection, ResultRecord, Results, ResultsMode};
+pub use results_write::{prediction_records, write_results};

@@ -5,6 +5,7 @@ mod encode;
 mod heatmap;
 mod image_tile;
 mod line;
+pub mod overlay_png;
 mod svg;
 
 pub use encode::{base64, png_data_uri};
