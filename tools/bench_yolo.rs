@@ -27,7 +27,7 @@ pub fn yolo_case(a: &Args, train: bool) -> Result<()> {
     let ours = if train {
         let n = 4 * batch;
         let targets = Targets {
-            batch_idx: (0..n).map(|i| i % batch).collect(),
+            batch_idx: (0..n).map(|i| i / 4).collect(), // sorted by image, as ultralytics collates
             cls: (0..n).map(|i| i % 80).collect(),
             bboxes: (0..n)
                 .map(|i| {

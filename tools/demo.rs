@@ -12,7 +12,13 @@ use edgedistill::data::Coco;
 use edgedistill::data::augment::{Environment, plan};
 use edgedistill::data::synth::{SynthConfig, generate};
 use edgedistill::data::validate::{ValidateOptions, validate};
-use edgedistill::models::yolov8::LossGains;
+use edgedistill::data::image::load_rgb;
+use edgedistill::eval::cocoeval::{IouType, evaluate};
+use edgedistill::eval::plot::overlay_png::draw_prediction;
+use edgedistill::eval::results::Results;
+use edgedistill::eval::{prediction_records, write_results};
+use edgedistill::models::yolov8::postprocess::{Binarize, NmsConfig};
+use edgedistill::models::yolov8::{LossGains, Predictor};
 use edgedistill::optim::OptimizerKind;
 use edgedistill::train::student::{StudentOptions, train_student, write_json};
 use edgedistill::train::{TrainConfig, install_signal_handlers};
@@ -138,7 +144,7 @@ fn run(a: &Args) -> Result<()> {
     )?;
     let t_generate = secs(t);
 
-    println!("[2/4] validating");
+    println!("[2/5] validating");
     let t = Instant::now();
     let mut val_reports = Vec::new();
     for p in [&synth.train_json, &synth.val_json] {
@@ -207,7 +213,50 @@ fn run(a: &Args) -> Result<()> {
     let t_train = secs(t);
     println!("{}", student.summary_text());
 
-    println!("[4/4] evaluating on the validation split");
+    println!("[4/5] evaluating the model file on the validation split (COCOeval, pycocotools-exact)");
+    let t = Instant::now();
+    let coco_val = Coco::read_strict(&synth.val_json)?;
+    let eval_dir = a.out.join("eval");
+    let predictor = Predictor::load(&student.model_path)?
+        .with_nms(NmsConfig { conf: 0.001, iou: 0.7, max_det: 300, ..NmsConfig::default() })
+        .with_binarize(Binarize::Truncate);
+    let mut records = Vec::new();
+    for im in &coco_val.images {
+        let img = load_rgb(&synth.images_dir.join(&im.file_name))?;
+        let p = predictor.predict(&img)?;
+        records.extend(prediction_records(&p, im.id, predictor.category_ids())?);
+    }
+    std::fs::create_dir_all(&eval_dir).map_err(|source| Error::Io { path: eval_dir.clone(), source })?;
+    let results_path = eval_dir.join("predictions.json");
+    write_results(&results_path, &records)?;
+    let dt = Results::read(&results_path, &coco_val)?;
+    let mut coco_stats = serde_json::Map::new();
+    for ty in [IouType::Bbox, IouType::Segm] {
+        let r = evaluate(&coco_val, &dt, ty)?;
+        println!("COCOeval iouType={}", ty.as_str());
+        print!("{}", r.summary_text());
+        coco_stats.insert(format!("{}_AP50_95", ty.as_str()), json!(r.stats[0]));
+        coco_stats.insert(format!("{}_AP50", ty.as_str()), json!(r.stats[1]));
+    }
+    let t_eval = secs(t);
+
+    println!("[5/5] predicting the first validation images with overlays");
+    let t = Instant::now();
+    let pred_dir = a.out.join("predict");
+    std::fs::create_dir_all(&pred_dir).map_err(|source| Error::Io { path: pred_dir.clone(), source })?;
+    let predictor = predictor.with_nms(NmsConfig::default()).with_binarize(Binarize::Half);
+    let mut shown = 0;
+    for im in coco_val.images.iter().take(8) {
+        let mut img = load_rgb(&synth.images_dir.join(&im.file_name))?;
+        let p = predictor.predict(&img)?;
+        shown += p.scores.len();
+        draw_prediction(&mut img, &p, predictor.names());
+        let path = pred_dir.join(format!("{}.png", im.id));
+        img.save(&path).map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
+    }
+    let t_predict = secs(t);
+    println!("      {shown} objects drawn in {}", pred_dir.display());
+
     let ev = &student.val;
     let mut figures = serde_json::Map::new();
     for (tag, m) in [("box", Some(&ev.boxes)), ("mask", ev.masks.as_ref())] {
@@ -226,8 +275,9 @@ fn run(a: &Args) -> Result<()> {
             "epochs": student.fit.epochs_completed,
             "status": format!("{:?}", student.fit.status),
             "val": figures,
+            "val_cocoeval": coco_stats,
         },
-        "seconds": {"generate": t_generate, "validate": t_validate, "train": t_train, "total": secs(t_all)},
+        "seconds": {"generate": t_generate, "validate": t_validate, "train": t_train, "evaluate": t_eval, "predict": t_predict, "total": secs(t_all)},
         "settings": {"epochs": a.epochs, "batch": a.batch, "scale": a.scale.to_string(), "seed": a.seed, "threads": a.threads},
     });
     write_json(&a.out.join("summary.json"), &summary)?;
@@ -238,6 +288,8 @@ fn run(a: &Args) -> Result<()> {
     );
     println!("  summary:  {}", a.out.join("summary.json").display());
     println!("  model:    {}", student.model_path.display());
+    println!("  COCOeval: {}", results_path.display());
+    println!("  overlays: {}", pred_dir.display());
     println!(
         "  training: {}",
         Path::new(&a.out).join("student/results.csv").display()

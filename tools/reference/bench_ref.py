@@ -53,7 +53,8 @@ def yolo_case(a):
     model.args = SimpleNamespace(box=7.5, cls=0.5, dfl=1.5, overlap_mask=False)
     crit = (v8SegmentationLoss if seg else v8DetectionLoss)(model)
     n = 4 * a.batch
-    batch = {"batch_idx": torch.arange(n).float() % a.batch, "cls": torch.randint(0, cfg["nc"], (n, 1), generator=g).float(),
+    # batch_idx sorted by image, as ultralytics collates (its preprocess relies on it)
+    batch = {"batch_idx": (torch.arange(n) // 4).float(), "cls": torch.randint(0, cfg["nc"], (n, 1), generator=g).float(),
              "bboxes": torch.cat([torch.rand(n, 2, generator=g) * 0.5 + 0.25, torch.rand(n, 2, generator=g) * 0.3 + 0.1], 1)}
     if seg:
         batch["masks"] = (torch.rand(n, a.imgsz // 4, a.imgsz // 4, generator=g) > 0.5).float()
