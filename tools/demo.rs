@@ -10,9 +10,9 @@
 //!           [--batch B] [--scale n|s] [--threads N]
 use edgedistill::data::Coco;
 use edgedistill::data::augment::{Environment, plan};
+use edgedistill::data::image::load_rgb;
 use edgedistill::data::synth::{SynthConfig, generate};
 use edgedistill::data::validate::{ValidateOptions, validate};
-use edgedistill::data::image::load_rgb;
 use edgedistill::eval::cocoeval::{IouType, evaluate};
 use edgedistill::eval::plot::overlay_png::draw_prediction;
 use edgedistill::eval::results::Results;
@@ -213,12 +213,19 @@ fn run(a: &Args) -> Result<()> {
     let t_train = secs(t);
     println!("{}", student.summary_text());
 
-    println!("[4/5] evaluating the model file on the validation split (COCOeval, pycocotools-exact)");
+    println!(
+        "[4/5] evaluating the model file on the validation split (COCOeval, pycocotools-exact)"
+    );
     let t = Instant::now();
     let coco_val = Coco::read_strict(&synth.val_json)?;
     let eval_dir = a.out.join("eval");
     let predictor = Predictor::load(&student.model_path)?
-        .with_nms(NmsConfig { conf: 0.001, iou: 0.7, max_det: 300, ..NmsConfig::default() })
+        .with_nms(NmsConfig {
+            conf: 0.001,
+            iou: 0.7,
+            max_det: 300,
+            ..NmsConfig::default()
+        })
         .with_binarize(Binarize::Truncate);
     let mut records = Vec::new();
     for im in &coco_val.images {
@@ -226,7 +233,10 @@ fn run(a: &Args) -> Result<()> {
         let p = predictor.predict(&img)?;
         records.extend(prediction_records(&p, im.id, predictor.category_ids())?);
     }
-    std::fs::create_dir_all(&eval_dir).map_err(|source| Error::Io { path: eval_dir.clone(), source })?;
+    std::fs::create_dir_all(&eval_dir).map_err(|source| Error::Io {
+        path: eval_dir.clone(),
+        source,
+    })?;
     let results_path = eval_dir.join("predictions.json");
     write_results(&results_path, &records)?;
     let dt = Results::read(&results_path, &coco_val)?;
@@ -243,8 +253,13 @@ fn run(a: &Args) -> Result<()> {
     println!("[5/5] predicting the first validation images with overlays");
     let t = Instant::now();
     let pred_dir = a.out.join("predict");
-    std::fs::create_dir_all(&pred_dir).map_err(|source| Error::Io { path: pred_dir.clone(), source })?;
-    let predictor = predictor.with_nms(NmsConfig::default()).with_binarize(Binarize::Half);
+    std::fs::create_dir_all(&pred_dir).map_err(|source| Error::Io {
+        path: pred_dir.clone(),
+        source,
+    })?;
+    let predictor = predictor
+        .with_nms(NmsConfig::default())
+        .with_binarize(Binarize::Half);
     let mut shown = 0;
     for im in coco_val.images.iter().take(8) {
         let mut img = load_rgb(&synth.images_dir.join(&im.file_name))?;
@@ -252,7 +267,8 @@ fn run(a: &Args) -> Result<()> {
         shown += p.scores.len();
         draw_prediction(&mut img, &p, predictor.names());
         let path = pred_dir.join(format!("{}.png", im.id));
-        img.save(&path).map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
+        img.save(&path)
+            .map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
     }
     let t_predict = secs(t);
     println!("      {shown} objects drawn in {}", pred_dir.display());
