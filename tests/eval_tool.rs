@@ -220,6 +220,15 @@ fn ed_eval_model_mode_predicts_then_evaluates() {
     );
     let lines = std::fs::read_to_string(out.join("per_image.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 3);
+    // --model adds each image's loss components (the model is untrained: large, finite)
+    for l in lines.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        for k in ["box", "seg", "cls", "dfl"] {
+            let x = v["loss"][k].as_f64().unwrap_or(f64::NAN);
+            assert!(x.is_finite() && x >= 0.0, "loss {k} in {l}");
+        }
+        assert!(v["loss"]["cls"].as_f64().unwrap() > 0.0, "{l}");
+    }
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(
         html.contains("data:image/png;base64,"),

@@ -125,7 +125,7 @@ fn run(a: &Args) -> Result<()> {
     let data = a.out.join("data");
 
     println!(
-        "[1/4] generating {} train + {} val images ({}²) into {}",
+        "[1/5] generating {} train + {} val images ({}²) into {}",
         a.train,
         a.val,
         a.imgsz,
@@ -178,7 +178,7 @@ fn run(a: &Args) -> Result<()> {
     let t_validate = secs(t);
 
     println!(
-        "[3/4] training YOLOv8{}-seg for {} epochs at {} px (progress on stderr)",
+        "[3/5] training YOLOv8{}-seg for {} epochs at {} px (progress on stderr)",
         a.scale, a.epochs, a.imgsz
     );
     let t = Instant::now();
@@ -191,6 +191,8 @@ fn run(a: &Args) -> Result<()> {
         lr0: 0.002,
         momentum: 0.9,
         warmup_epochs: 1.0,
+        // ultralytics' rule for Adam-family optimizers: no raised bias lr in warmup.
+        warmup_bias_lr: 0.0,
         // Mosaic shrinks the demo's objects and slows a short run down; it stays off.
         close_mosaic: a.epochs,
         cos_lr: false,

@@ -187,7 +187,8 @@ fn run(args: &Args) -> Result<()> {
     }
 
     let (images, classes) = image_evals(&gt, &dt, &dt_name, segm)?;
-    let ev = metrics::evaluate(&images, classes.len(), &EvalOptions::default())?;
+    let mut ev = metrics::evaluate(&images, classes.len(), &EvalOptions::default())?;
+    add_losses(args, &gt, &mut ev)?;
     print_ultralytics("B", &ev.boxes);
     if let Some(m) = &ev.masks {
         print_ultralytics("M", m);
@@ -416,6 +417,29 @@ fn tiles(
         });
     }
     Ok(out)
+}
+
+/// `--model` mode: each image's loss components (box, seg, cls, dfl; ultralytics'
+/// validation loss split by image) into its per-image record.
+fn add_losses(args: &Args, gt: &Coco, ev: &mut metrics::Evaluation) -> Result<()> {
+    let (Some((model, _, _)), Some(dir)) = (&args.model, &args.images) else {
+        return Ok(());
+    };
+    let (model, meta) = edgedistill::models::yolov8::load_model(model)?;
+    let ds = edgedistill::data::dataset::Dataset::from_coco(gt, dir, &args.gt.display().to_string())?;
+    let losses = edgedistill::train::yolo_val::per_image_losses(
+        &model,
+        std::sync::Arc::new(ds),
+        meta.imgsz,
+        &edgedistill::models::yolov8::LossGains::default(),
+    )?;
+    // image_evals lists the ground-truth images in ascending id, as per_image does.
+    let mut ids: Vec<u64> = gt.images.iter().map(|im| im.id).collect();
+    ids.sort_unstable();
+    for (rec, id) in ev.per_image.iter_mut().zip(&ids) {
+        rec.loss = losses.get(id).cloned();
+    }
+    Ok(())
 }
 
 /// `--model` mode: predict every image of the ground truth (sorted by id) with the model,

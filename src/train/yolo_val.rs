@@ -152,3 +152,52 @@ pub fn metrics_map(ev: &Evaluation) -> BTreeMap<String, f64> {
 pub fn evaluate(images: &[ImageEval], nc: usize) -> Result<Evaluation> {
     metrics::evaluate(images, nc, &EvalOptions::default())
 }
+
+/// Per-image loss items of `model` over `dataset` (letterboxed at `imgsz`, no
+/// augmentation, eval-mode BN): ultralytics' validation loss split by image, each image
+/// normalised by its own target scores (`LossOutput::per_image`). Keys: box, seg (seg
+/// models), cls, dfl. A seg model on a dataset without masks gets box/cls/dfl from the
+/// detection loss.
+pub fn per_image_losses(
+    model: &YoloModel,
+    dataset: std::sync::Arc<crate::data::dataset::Dataset>,
+    imgsz: u32,
+    gains: &crate::models::yolov8::LossGains,
+) -> Result<BTreeMap<u64, BTreeMap<String, f64>>> {
+    use crate::data::loader::{Loader, LoaderConfig};
+    use crate::loss::yolo::{self, Targets};
+    use crate::models::yolov8::{head_maps, loss::loss_config};
+    use crate::nn::Module;
+    let with_masks = dataset.with_masks;
+    let loader = Loader::new(
+        dataset,
+        None,
+        LoaderConfig { batch_size: 8, imgsz, shuffle: false, prefetch: 2, ..LoaderConfig::default() },
+    )?;
+    model.eval();
+    let _g = crate::no_grad();
+    let cfg = loss_config(model, gains);
+    let mut out = BTreeMap::new();
+    for b in loader.epoch(0) {
+        let b = b?;
+        let targets = Targets::from_batch(&b)?;
+        let raw = model.forward_raw(&b.images)?;
+        let maps = head_maps(&raw)?;
+        let seg = with_masks && raw.mask_coef.is_some();
+        let loss = match (&raw.mask_coef, &raw.proto) {
+            (Some(mc), Some(p)) if seg => yolo::segmentation_loss(&cfg, &maps, mc, p, &targets)?,
+            _ => yolo::detection_loss(&cfg, &maps, &targets)?,
+        };
+        for (id, items) in b.image_ids.iter().zip(&loss.per_image) {
+            let mut m = BTreeMap::new();
+            m.insert("box".to_string(), items[0] as f64);
+            if seg {
+                m.insert("seg".to_string(), items[1] as f64);
+            }
+            m.insert("cls".to_string(), items[2] as f64);
+            m.insert("dfl".to_string(), items[3] as f64);
+            out.insert(*id, m);
+        }
+    }
+    Ok(out)
+}
