@@ -645,3 +645,28 @@ fn conv_f32_gradients_match_f64() {
         }
     }
 }
+
+/// A seeded training run must give the same bytes every time: the weight gradient sums
+/// thousands of pixel tiles across threads, in a fixed grouping (not work-stealing order).
+#[test]
+fn conv2d_weight_gradient_is_bitwise_reproducible() {
+    let p = Conv2dParams {
+        padding: (1, 1),
+        ..Default::default()
+    };
+    let x = randn(&[4, 32, 80, 80], 1);
+    let dy = randn(&[4, 32, 80, 80], 2);
+    let grad = || {
+        let w = randn(&[32, 32, 3, 3], 3).requires_grad_().unwrap();
+        x.conv2d(&w, None, p).unwrap().mul(&dy).unwrap().sum_all().unwrap().backward().unwrap();
+        w.grad().unwrap().to_vec_f32().unwrap()
+    };
+    let first = grad();
+    for _ in 0..6 {
+        let again = grad();
+        assert!(
+            first.iter().zip(&again).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "weight gradient differs between identical runs"
+        );
+    }
+}

@@ -351,34 +351,52 @@ pub fn conv2d_backward_weight<T: Float>(x: &[T], dy: &[T], g: &ConvGeom) -> Vec<
     let jobs = g.n * g.groups * tiles;
     let pointwise = g.pointwise();
     let col_len = if pointwise { 0 } else { k * t };
-    (0..jobs)
+    ordered_sum(jobs, wlen, T::ZERO, |dw, range| {
+        let mut col = vec![T::ZERO; col_len];
+        for jb in range {
+            let (img, grp, tile) = (jb / (g.groups * tiles), jb / tiles % g.groups, jb % tiles);
+            let (p0, tt) = (tile * t, t.min(p - tile * t));
+            let xg = &x[(img * g.c + grp * cg) * hw..][..cg * hw];
+            let dyg = &dy[(img * g.o + grp * og) * p + p0..];
+            let dwg = &mut dw[grp * og * k..][..og * k];
+            if pointwise {
+                gemm(og, cg, tt, dwg, k, 1, dyg, p, 1, &xg[p0..], 1, hw, true);
+            } else {
+                let c = &mut col[..k * tt];
+                im2col_tile(xg, g, p0, tt, c);
+                gemm(og, k, tt, dwg, k, 1, dyg, p, 1, c, 1, tt, true);
+            }
+        }
+    })
+}
+
+/// Jobs are split into at most `DW_CHUNKS` fixed ranges (independent of the thread
+/// count), each summed into its own buffer in parallel, and the buffers added in range
+/// order: the result is the same bytes on every run and every thread count, which a
+/// seeded, resumable training run needs (rayon's fold/reduce groups by work stealing).
+fn ordered_sum<T: Copy + Send + Sync + std::ops::AddAssign>(
+    jobs: usize,
+    len: usize,
+    zero: T,
+    body: impl Fn(&mut [T], std::ops::Range<usize>) + Sync,
+) -> Vec<T> {
+    const DW_CHUNKS: usize = 8;
+    let n = jobs.clamp(1, DW_CHUNKS);
+    let per = jobs.div_ceil(n);
+    let parts: Vec<Vec<T>> = (0..n)
         .into_par_iter()
-        .fold(
-            || (vec![T::ZERO; wlen], vec![T::ZERO; col_len]),
-            |(mut dw, mut col), jb| {
-                let (img, grp, tile) = (jb / (g.groups * tiles), jb / tiles % g.groups, jb % tiles);
-                let (p0, tt) = (tile * t, t.min(p - tile * t));
-                let xg = &x[(img * g.c + grp * cg) * hw..][..cg * hw];
-                let dyg = &dy[(img * g.o + grp * og) * p + p0..];
-                let dwg = &mut dw[grp * og * k..][..og * k];
-                if pointwise {
-                    gemm(og, cg, tt, dwg, k, 1, dyg, p, 1, &xg[p0..], 1, hw, true);
-                } else {
-                    let c = &mut col[..k * tt];
-                    im2col_tile(xg, g, p0, tt, c);
-                    gemm(og, k, tt, dwg, k, 1, dyg, p, 1, c, 1, tt, true);
-                }
-                (dw, col)
-            },
-        )
-        .map(|(dw, _)| dw)
-        .reduce(
-            || vec![T::ZERO; wlen],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, &y)| *x += y);
-                a
-            },
-        )
+        .map(|c| {
+            let mut acc = vec![zero; len];
+            body(&mut acc, c * per..((c + 1) * per).min(jobs));
+            acc
+        })
+        .collect();
+    let mut it = parts.into_iter();
+    let mut total = it.next().unwrap_or_else(|| vec![zero; len]);
+    for part in it {
+        total.iter_mut().zip(&part).for_each(|(a, &b)| *a += b);
+    }
+    total
 }
 
 /// The f32 AVX-512 weight gradient. The GEMM runs transposed, `dwᵀ[k][o] += col[k][p] ·
@@ -393,44 +411,33 @@ fn backward_weight_f32(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
     let jobs = g.n * g.groups * tiles;
     let pointwise = g.pointwise();
     let len = g.groups * k * og;
-    let acc = (0..jobs)
-        .into_par_iter()
-        .fold(
-            || (vec![0f32; len], Vec::new(), Vec::new(), Vec::new()),
-            |(mut acc, mut col, mut packed, mut dyt), jb| {
-                let (img, grp, tile) = (jb / (g.groups * tiles), jb / tiles % g.groups, jb % tiles);
-                let (p0, tt) = (tile * t, t.min(p - tile * t));
-                let xg = &x[(img * g.c + grp * cg) * hw..][..cg * hw];
-                dyt.clear();
-                dyt.resize(tt * og, 0.0);
-                for o in 0..og {
-                    let row = &dy[(img * g.o + grp * og + o) * p + p0..][..tt];
-                    for (j, &v) in row.iter().enumerate() {
-                        dyt[j * og + o] = v;
-                    }
+    let acc = ordered_sum(jobs, len, 0f32, |acc, range| {
+        let (mut col, mut packed, mut dyt) = (Vec::new(), Vec::new(), Vec::new());
+        for jb in range {
+            let (img, grp, tile) = (jb / (g.groups * tiles), jb / tiles % g.groups, jb % tiles);
+            let (p0, tt) = (tile * t, t.min(p - tile * t));
+            let xg = &x[(img * g.c + grp * cg) * hw..][..cg * hw];
+            dyt.clear();
+            dyt.resize(tt * og, 0.0);
+            for o in 0..og {
+                let row = &dy[(img * g.o + grp * og + o) * p + p0..][..tt];
+                for (j, &v) in row.iter().enumerate() {
+                    dyt[j * og + o] = v;
                 }
-                if pointwise {
-                    pack_into::<6>(k, tt, &xg[p0..], hw, 1, &mut packed);
-                } else {
-                    col.resize(k * tt, 0.0);
-                    im2col_tile(xg, g, p0, tt, &mut col[..k * tt]);
-                    pack_into::<6>(k, tt, &col, tt, 1, &mut packed);
-                }
-                let c = &mut acc[grp * k * og..][..k * og];
-                // SAFETY: avx512f checked by the caller; `packed` is k × tt, `dyt` tt rows of
-                // og, `c` k·og values.
-                unsafe { gemm_packed::<6, 4>(&packed, k, tt, &dyt, og, og, c, KC, true) };
-                (acc, col, packed, dyt)
-            },
-        )
-        .map(|(acc, ..)| acc)
-        .reduce(
-            || vec![0f32; len],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, &y)| *x += y);
-                a
-            },
-        );
+            }
+            if pointwise {
+                pack_into::<6>(k, tt, &xg[p0..], hw, 1, &mut packed);
+            } else {
+                col.resize(k * tt, 0.0);
+                im2col_tile(xg, g, p0, tt, &mut col[..k * tt]);
+                pack_into::<6>(k, tt, &col, tt, 1, &mut packed);
+            }
+            let c = &mut acc[grp * k * og..][..k * og];
+            // SAFETY: avx512f checked by the caller; `packed` is k × tt, `dyt` tt rows of
+            // og, `c` k·og values.
+            unsafe { gemm_packed::<6, 4>(&packed, k, tt, &dyt, og, og, c, KC, true) };
+        }
+    });
     let mut dw = vec![0f32; g.o * k];
     for grp in 0..g.groups {
         for kk in 0..k {
