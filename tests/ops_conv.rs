@@ -658,14 +658,24 @@ fn conv2d_weight_gradient_is_bitwise_reproducible() {
     let dy = randn(&[4, 32, 80, 80], 2);
     let grad = || {
         let w = randn(&[32, 32, 3, 3], 3).requires_grad_().unwrap();
-        x.conv2d(&w, None, p).unwrap().mul(&dy).unwrap().sum_all().unwrap().backward().unwrap();
+        x.conv2d(&w, None, p)
+            .unwrap()
+            .mul(&dy)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         w.grad().unwrap().to_vec_f32().unwrap()
     };
     let first = grad();
     for _ in 0..6 {
         let again = grad();
         assert!(
-            first.iter().zip(&again).all(|(a, b)| a.to_bits() == b.to_bits()),
+            first
+                .iter()
+                .zip(&again)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
             "weight gradient differs between identical runs"
         );
     }

@@ -229,7 +229,7 @@ fn run(a: &Args) -> Result<()> {
         .with_binarize(Binarize::Truncate);
     let mut records = Vec::new();
     for im in &coco_val.images {
-        let img = load_rgb(&synth.images_dir.join(&im.file_name))?;
+        let img = load_rgb(synth.images_dir.join(&im.file_name))?;
         let p = predictor.predict(&img)?;
         records.extend(prediction_records(&p, im.id, predictor.category_ids())?);
     }
@@ -262,7 +262,7 @@ fn run(a: &Args) -> Result<()> {
         .with_binarize(Binarize::Half);
     let mut shown = 0;
     for im in coco_val.images.iter().take(8) {
-        let mut img = load_rgb(&synth.images_dir.join(&im.file_name))?;
+        let mut img = load_rgb(synth.images_dir.join(&im.file_name))?;
         let p = predictor.predict(&img)?;
         shown += p.scores.len();
         draw_prediction(&mut img, &p, predictor.names());

@@ -426,7 +426,8 @@ fn add_losses(args: &Args, gt: &Coco, ev: &mut metrics::Evaluation) -> Result<()
         return Ok(());
     };
     let (model, meta) = edgedistill::models::yolov8::load_model(model)?;
-    let ds = edgedistill::data::dataset::Dataset::from_coco(gt, dir, &args.gt.display().to_string())?;
+    let ds =
+        edgedistill::data::dataset::Dataset::from_coco(gt, dir, &args.gt.display().to_string())?;
     let losses = edgedistill::train::yolo_val::per_image_losses(
         &model,
         std::sync::Arc::new(ds),

@@ -172,7 +172,13 @@ pub fn per_image_losses(
     let loader = Loader::new(
         dataset,
         None,
-        LoaderConfig { batch_size: 8, imgsz, shuffle: false, prefetch: 2, ..LoaderConfig::default() },
+        LoaderConfig {
+            batch_size: 8,
+            imgsz,
+            shuffle: false,
+            prefetch: 2,
+            ..LoaderConfig::default()
+        },
     )?;
     model.eval();
     let _g = crate::no_grad();
