@@ -4,7 +4,7 @@
 //! (compressed strings byte for byte, areas and boxes exactly, IoU bit for bit). The shared
 //! fixture coco-eval-visible.safetensors adds a real COCO file: every annotation and result.
 mod common;
-use common::shared_file;
+use common::shared_or_skip;
 use edgedistill::Error;
 use edgedistill::backend::cpu::mask_iou::{PackedMasks, mask_iou};
 use edgedistill::data::masks::{MaskError, Rle, pack, polygon_extent};
@@ -255,11 +255,7 @@ fn dense_masks_encode_as_pycocotools() {
 #[test]
 fn shared_coco_annotations_and_results_match_pycocotools() {
     let name = "coco-eval-visible.safetensors";
-    let Some(path) = shared_file(name) else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("fixture {name} not found (set EDGEDISTILL_SHARED)");
-        }
-        eprintln!("SKIP shared_coco_annotations...: {name} not found (set EDGEDISTILL_SHARED)");
+    let Some(path) = shared_or_skip(name) else {
         return;
     };
     let shared = Safetensors::open(&path).unwrap();

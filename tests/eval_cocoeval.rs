@@ -2,6 +2,7 @@
 //! (tools/reference/make_cocoeval_table.py) must come out bit for bit (12 stats, per-class
 //! AP, the printed summary), the `coco-eval` fixtures must pass `ed-check`, the result must
 //! not depend on the thread count, and bad results files must fail naming the record.
+mod common;
 use edgedistill::check::{Summary, check_file};
 use edgedistill::data::Coco;
 use edgedistill::eval::cocoeval::{CocoEvalResult, IouType, Params, evaluate};
@@ -100,29 +101,6 @@ fn random_cases_equal_pycocotools_table() {
     eprintln!("{compared} evaluations equal pycocotools; max |error| {max_err:e}");
 }
 
-/// The shared fixture when present (skips with a notice otherwise, fails under CI).
-fn shared_fixture(name: &str) -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut dirs: Vec<PathBuf> = std::env::var_os("EDGEDISTILL_SHARED")
-        .map(PathBuf::from)
-        .into_iter()
-        .collect();
-    dirs.push(root.join("../shared"));
-    dirs.push(root.join("../../shared"));
-    let found = dirs
-        .into_iter()
-        .map(|d| d.join("fixtures").join(name))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        assert!(
-            !std::env::var("CI").is_ok_and(|v| v == "true"),
-            "fixture {name} not found (set EDGEDISTILL_SHARED)"
-        );
-        eprintln!("SKIP: {name} not found (set EDGEDISTILL_SHARED)");
-    }
-    found
-}
-
 fn run_check(path: &Path) -> (Summary, String) {
     let mut out = Vec::new();
     let mut sum = Summary::default();
@@ -133,7 +111,7 @@ fn run_check(path: &Path) -> (Summary, String) {
 #[test]
 fn ed_check_passes_the_coco_eval_fixtures() {
     let mut files = vec![fixture("cocoeval-seed11.safetensors")];
-    files.extend(shared_fixture("coco-eval-visible.safetensors"));
+    files.extend(common::shared_or_skip("coco-eval-visible.safetensors"));
     for f in files {
         let (sum, text) = run_check(&f);
         assert_eq!((sum.passed, sum.failed), (3, 0), "{}:\n{text}", f.display());

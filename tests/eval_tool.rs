@@ -1,7 +1,7 @@
 //! ed-eval end to end on the shared coco-eval fixture: pycocotools' printout with the
 //! fixture's numbers, the three files, a self-contained report, and errors naming records.
 mod common;
-use common::shared_file;
+use common::shared_or_skip;
 use edgedistill::io::safetensors::Safetensors;
 use std::path::PathBuf;
 use std::process::Command;
@@ -16,12 +16,7 @@ fn tmpdir(tag: &str) -> PathBuf {
 #[test]
 fn ed_eval_prints_pycocotools_numbers_and_writes_the_report() {
     let name = "coco-eval-visible.safetensors";
-    let Some(path) = shared_file(name) else {
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "fixture {name} not found (set EDGEDISTILL_SHARED)"
-        );
-        eprintln!("SKIPPED: {name} not found");
+    let Some(path) = shared_or_skip(name) else {
         return;
     };
     let fx = Safetensors::open(&path).unwrap();

@@ -1,7 +1,7 @@
 //! safetensors read/write, state dicts, module loading, BatchNorm2d/LayerNorm/Dropout,
 //! init, the real shared fixtures, and a no-panic sweep over malformed headers.
 mod common;
-use common::shared_file;
+use common::shared_or_skip;
 use edgedistill::io::{
     Safetensors, StateDict, bytes_materialized, save_safetensors, to_safetensors_bytes,
 };
@@ -701,11 +701,7 @@ fn default_inits_have_torch_bounds() {
 fn reads_real_yolov8_fixture() {
     let _s = serial();
     let name = "yolov8n-seg-visible.safetensors";
-    let Some(path) = shared_file(name) else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("fixture {name} not found (set EDGEDISTILL_SHARED)");
-        }
-        eprintln!("SKIP reads_real_yolov8_fixture: {name} not found (set EDGEDISTILL_SHARED)");
+    let Some(path) = shared_or_skip(name) else {
         return;
     };
     let before = bytes_materialized();

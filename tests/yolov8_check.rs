@@ -47,25 +47,16 @@ fn check(path: &std::path::Path) {
     }
 }
 
-fn shared(name: &str) -> Option<std::path::PathBuf> {
-    let p = common::shared_file(name);
-    if p.is_none() {
-        assert!(std::env::var("CI").is_err(), "{name} missing under CI");
-        eprintln!("skipping: {name} not found");
-    }
-    p
-}
-
 #[test]
 fn shared_yolov8n_seg_fixture() {
-    if let Some(p) = shared("yolov8n-seg-visible.safetensors") {
+    if let Some(p) = common::shared_or_skip("yolov8n-seg-visible.safetensors") {
         check(&p);
     }
 }
 
 #[test]
 fn shared_postprocess_fixture() {
-    if let Some(p) = shared("yolov8-postprocess-visible.safetensors") {
+    if let Some(p) = common::shared_or_skip("yolov8-postprocess-visible.safetensors") {
         check(&p);
     }
 }

@@ -2,7 +2,7 @@
 //! gradients and the TAL assigner against tools/reference/make_yolo_loss_fixture.py, and the
 //! shared yolov8n-seg fixture's loss; CIoU value and gradient.
 mod common;
-use common::shared_file;
+use common::shared_or_skip;
 use edgedistill::autograd::gradcheck::{GradcheckOpts, gradcheck};
 use edgedistill::io::Safetensors;
 use edgedistill::loss::yolo::{
@@ -289,13 +289,7 @@ fn assigner_matches_torch_assigner() {
 #[test]
 fn shared_yolov8n_seg_loss_matches() {
     let name = "yolov8n-seg-visible.safetensors";
-    let Some(path) = shared_file(name) else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("fixture {name} not found (set EDGEDISTILL_SHARED)");
-        }
-        eprintln!(
-            "SKIP shared_yolov8n_seg_loss_matches: {name} not found (set EDGEDISTILL_SHARED)"
-        );
+    let Some(path) = shared_or_skip(name) else {
         return;
     };
     let s = Safetensors::open(&path).unwrap();

@@ -28,8 +28,8 @@ fn load(fx: &Fixture) -> YoloModel {
 
 #[test]
 fn seg_fixture_eval_train_and_fused() {
-    let Some(path) = common::shared_file("yolov8n-seg-visible.safetensors") else {
-        panic!("shared fixture yolov8n-seg-visible.safetensors not found");
+    let Some(path) = common::shared_or_skip("yolov8n-seg-visible.safetensors") else {
+        return;
     };
     let fx = Fixture::open(path).unwrap();
     let m = load(&fx);

@@ -35,8 +35,7 @@ fn check_all_pass(path: &Path, n_outputs: usize) {
 
 #[test]
 fn shared_visible_fixture_passes() {
-    let Some(p) = common::shared_file("yolov8-postprocess-visible.safetensors") else {
-        eprintln!("shared fixture missing: skipped");
+    let Some(p) = common::shared_or_skip("yolov8-postprocess-visible.safetensors") else {
         return;
     };
     check_all_pass(&p, 4);

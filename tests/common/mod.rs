@@ -74,3 +74,17 @@ pub fn shared_file(name: &str) -> Option<std::path::PathBuf> {
         .map(|d| d.join("fixtures").join(name))
         .find(|p| p.is_file())
 }
+
+/// [`shared_file`] for a test that needs it: `None` (the caller returns, a SKIP line is
+/// printed) on a developer machine without `../shared`, a failure under `CI=true`.
+pub fn shared_or_skip(name: &str) -> Option<std::path::PathBuf> {
+    let found = shared_file(name);
+    if found.is_none() {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "fixture {name} not found (set EDGEDISTILL_SHARED)"
+        );
+        eprintln!("SKIP: {name} not found (set EDGEDISTILL_SHARED)");
+    }
+    found
+}
