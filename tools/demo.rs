@@ -16,7 +16,7 @@ use edgedistill::data::validate::{ValidateOptions, validate};
 use edgedistill::eval::cocoeval::{IouType, evaluate};
 use edgedistill::eval::plot::overlay_png::draw_prediction;
 use edgedistill::eval::results::Results;
-use edgedistill::eval::{prediction_records, write_results};
+use edgedistill::eval::{predict_coco, write_results};
 use edgedistill::models::yolov8::postprocess::{Binarize, NmsConfig};
 use edgedistill::models::yolov8::{LossGains, Predictor};
 use edgedistill::optim::OptimizerKind;
@@ -227,12 +227,8 @@ fn run(a: &Args) -> Result<()> {
             ..NmsConfig::default()
         })
         .with_binarize(Binarize::Truncate);
-    let mut records = Vec::new();
-    for im in &coco_val.images {
-        let img = load_rgb(synth.images_dir.join(&im.file_name))?;
-        let p = predictor.predict(&img)?;
-        records.extend(prediction_records(&p, im.id, predictor.category_ids())?);
-    }
+    let val_name = synth.val_json.display().to_string();
+    let records = predict_coco(&predictor, &coco_val, &val_name, &synth.images_dir, 4)?;
     std::fs::create_dir_all(&eval_dir).map_err(|source| Error::Io {
         path: eval_dir.clone(),
         source,

@@ -6,7 +6,6 @@
 use edgedistill::data::Coco;
 use edgedistill::data::classes::ClassMap;
 use edgedistill::data::image::load_rgb;
-use edgedistill::data::progress::Progress;
 use edgedistill::eval::coco_bridge::image_evals;
 use edgedistill::eval::cocoeval::{CocoEvalResult, IouType, evaluate};
 use edgedistill::eval::metrics::{self, DetectionMetrics, EvalOptions, ImageEval};
@@ -15,7 +14,7 @@ use edgedistill::eval::report::{
     ConfusionMatrix, CurveSet, NamedCurve, ReportInput, Table, write_report,
 };
 use edgedistill::eval::results::Results;
-use edgedistill::eval::results_write::{prediction_records, write_results};
+use edgedistill::eval::results_write::{predict_coco, write_results};
 use edgedistill::io::atomic::write_atomic;
 use edgedistill::models::yolov8::Predictor;
 use edgedistill::models::yolov8::model_file::resolve_model_path;
@@ -469,36 +468,12 @@ fn predict_dataset(args: &mut Args) -> Result<()> {
         path: out.clone(),
         source,
     })?;
-    let mut images: Vec<_> = gt.images.iter().collect();
-    images.sort_by_key(|im| im.id);
-    let progress = Progress::new("images", images.len() as u64);
-    let mut records = Vec::new();
-    for chunk in images.chunks(batch.max(1)) {
-        let imgs = chunk
-            .iter()
-            .map(|im| {
-                load_rgb(dir.join(&im.file_name)).map_err(|e| {
-                    e.context(format!(
-                        "{} image id {} ({:?})",
-                        args.gt.display(),
-                        im.id,
-                        im.file_name
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let preds = predictor.predict_batch(&imgs)?;
-        for (im, pred) in chunk.iter().zip(&preds) {
-            records.extend(prediction_records(pred, im.id, predictor.category_ids())?);
-        }
-        progress.inc(chunk.len() as u64);
-    }
-    progress.finish();
+    let records = predict_coco(&predictor, &gt, &args.gt.display().to_string(), &dir, batch)?;
     let path = out.join("predictions.json");
     write_results(&path, &records)?;
     println!(
         "predicted {} images with {}: {} detections -> {}",
-        images.len(),
+        gt.images.len(),
         model_path.display(),
         records.len(),
         path.display()

@@ -10,4 +10,4 @@ pub mod results_write;
 
 pub use cocoeval::{CocoEvalResult, IouType, evaluate};
 pub use results::{Detection, ResultRecord, Results, ResultsMode};
-pub use results_write::{prediction_records, write_results};
+pub use results_write::{predict_coco, prediction_records, write_results};

@@ -183,3 +183,36 @@ mod tests {
         assert_eq!(round_to(-2.5, 0), -2.0);
     }
 }
+
+/// Every image of `gt` (ascending id; `file_name` relative to `images_dir`) through
+/// `predictor`, `batch` images at a time, as COCO result records; progress on stderr. An
+/// image that is missing or does not decode stops it, naming `gt_name`, the id and the file.
+pub fn predict_coco(
+    predictor: &crate::models::yolov8::Predictor,
+    gt: &crate::data::Coco,
+    gt_name: &str,
+    images_dir: &Path,
+    batch: usize,
+) -> Result<Vec<ResultRecord>> {
+    let mut images: Vec<_> = gt.images.iter().collect();
+    images.sort_by_key(|im| im.id);
+    let progress = crate::data::progress::Progress::new("images", images.len() as u64);
+    let mut records = Vec::new();
+    for chunk in images.chunks(batch.max(1)) {
+        let imgs = chunk
+            .iter()
+            .map(|im| {
+                crate::data::image::load_rgb(images_dir.join(&im.file_name)).map_err(|e| {
+                    e.context(format!("{gt_name} image id {} ({:?})", im.id, im.file_name))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let preds = predictor.predict_batch(&imgs)?;
+        for (im, pred) in chunk.iter().zip(&preds) {
+            records.extend(prediction_records(pred, im.id, predictor.category_ids())?);
+        }
+        progress.inc(chunk.len() as u64);
+    }
+    progress.finish();
+    Ok(records)
+}

@@ -165,8 +165,8 @@ pub fn per_image_losses(
     gains: &crate::models::yolov8::LossGains,
 ) -> Result<BTreeMap<u64, BTreeMap<String, f64>>> {
     use crate::data::loader::{Loader, LoaderConfig};
-    use crate::loss::yolo::{self, Targets};
-    use crate::models::yolov8::{head_maps, loss::loss_config};
+    use crate::loss::yolo::{Targets, detection_loss};
+    use crate::models::yolov8::{compute_loss, head_maps, loss::loss_config};
     use crate::nn::Module;
     let with_masks = dataset.with_masks;
     let loader = Loader::new(
@@ -182,17 +182,16 @@ pub fn per_image_losses(
     )?;
     model.eval();
     let _g = crate::no_grad();
-    let cfg = loss_config(model, gains);
     let mut out = BTreeMap::new();
     for b in loader.epoch(0) {
         let b = b?;
         let targets = Targets::from_batch(&b)?;
         let raw = model.forward_raw(&b.images)?;
-        let maps = head_maps(&raw)?;
-        let seg = with_masks && raw.mask_coef.is_some();
-        let loss = match (&raw.mask_coef, &raw.proto) {
-            (Some(mc), Some(p)) if seg => yolo::segmentation_loss(&cfg, &maps, mc, p, &targets)?,
-            _ => yolo::detection_loss(&cfg, &maps, &targets)?,
+        let seg = with_masks && model.is_seg();
+        let loss = if with_masks || !model.is_seg() {
+            compute_loss(model, &raw, &targets, gains)?
+        } else {
+            detection_loss(&loss_config(model, gains), &head_maps(&raw)?, &targets)?
         };
         for (id, items) in b.image_ids.iter().zip(&loss.per_image) {
             let mut m = BTreeMap::new();
