@@ -72,6 +72,13 @@ pub fn yolo_case(a: &Args, train: bool) -> Result<()> {
             fused.forward_eval(&x).map(|_| ())
         })?
     };
+    // EDGEDISTILL_PROFILE_BACKWARD=1: where the backward went, by op (all timed steps).
+    for (op, d, n) in edgedistill::autograd::profile::take() {
+        eprintln!(
+            "  backward {op:<28} {:9.1} ms total {n:6} calls",
+            d.as_secs_f64() * 1e3
+        );
+    }
     let (w, c) = (wpath.display().to_string(), cpath.display().to_string());
     let (sz, b) = (imgsz.to_string(), batch.to_string());
     let refs = reference_with(

@@ -50,8 +50,10 @@ impl Tensor {
                 }
                 continue;
             };
+            let t0 = super::profile::start();
             let gin = (node.backward)(t, &g)
                 .map_err(|e| e.context(format!("backward of {}", node.op)))?;
+            super::profile::stop(node.op, t0);
             if gin.len() != node.inputs.len() {
                 return Err(Error::Autograd(format!(
                     "backward of {} returned {} grads for {} inputs",
@@ -79,7 +81,12 @@ impl Tensor {
                     gi
                 };
                 let acc = match grads.remove(&inp.id()) {
-                    Some(prev) => prev.add(&gi)?,
+                    Some(prev) => {
+                        let t0 = super::profile::start();
+                        let sum = prev.add(&gi)?;
+                        super::profile::stop("(grad accumulation)", t0);
+                        sum
+                    }
                     None => gi,
                 };
                 grads.insert(inp.id(), acc);

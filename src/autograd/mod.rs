@@ -4,6 +4,7 @@
 //! computed under `no_grad`) record nothing, so they hold no graph memory and get no grad.
 mod backward;
 pub mod gradcheck;
+pub mod profile;
 
 use crate::{Result, Tensor};
 use std::cell::Cell;

@@ -2,6 +2,7 @@
 //! num_batches_tracked; batch statistics in training (updating the running ones), running
 //! statistics in eval.
 use super::{Module, parameter};
+use crate::tensor::Act;
 use crate::{DType, Error, Result, Tensor};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -46,6 +47,11 @@ impl BatchNorm2d {
 
     /// Normalise an [N, C, H, W] input.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_act(x, Act::Identity)
+    }
+
+    /// `act(self.forward(x))` as one fused op (`Tensor::batch_norm_act`).
+    pub fn forward_act(&self, x: &Tensor, act: Act) -> Result<Tensor> {
         if x.rank() != 4 {
             return Err(Error::Shape {
                 op: "BatchNorm2d",
@@ -63,7 +69,7 @@ impl BatchNorm2d {
                 factor = 1.0 / n as f64;
             }
         }
-        x.batch_norm(
+        x.batch_norm_act(
             Some(&self.running_mean),
             Some(&self.running_var),
             Some(&self.weight),
@@ -71,6 +77,7 @@ impl BatchNorm2d {
             training,
             factor,
             self.eps,
+            act,
         )
     }
 }

@@ -16,6 +16,7 @@ pub use device::Device;
 pub use dtype::{DType, Element, Float};
 pub use layout::Layout;
 pub use ops::conv::{Conv2dParams, ConvTranspose2dParams};
+pub use ops::norm::Act;
 pub use rng::Rng;
 pub use shape::Shape;
 pub use storage::{CpuStorage, Storage, StorageElement};

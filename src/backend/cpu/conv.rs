@@ -4,6 +4,7 @@
 //! kernel (about 1.5× the generic GEMM on these shapes), everything else with `gemm`.
 //! 1×1 stride-1 convolutions skip im2col: the input planes are the GEMM operand.
 //! The same three kernels serve conv_transpose2d (its forward is conv2d's input gradient).
+use super::SendPtr;
 use super::gemm::gemm;
 use crate::tensor::Float;
 use rayon::prelude::*;
@@ -57,18 +58,6 @@ impl ConvGeom {
         let per = self.k() * std::mem::size_of::<T>();
         let t = (TILE_BYTES / per.max(1)) / q * q;
         t.clamp(16, 4096).min(self.p()).max(1)
-    }
-}
-
-/// A raw pointer that may cross threads; users guarantee disjoint writes.
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
-impl<T> SendPtr<T> {
-    // A method (not field access) so closures capture the whole Send wrapper.
-    fn get(self) -> *mut T {
-        self.0
     }
 }
 

@@ -1,4 +1,5 @@
-//! Normalisation kernels (layer, group and batch norm), forward and analytic backward.
+//! Layer and group norm kernels, forward and analytic backward (batch norm, fused with
+//! its activation, is in `bn_act`).
 //! Statistics and gradient sums accumulate in f64 so long rows stay accurate in f32.
 use super::PAR_MIN;
 use crate::tensor::Float;
@@ -143,98 +144,4 @@ pub fn group_norm_bwd<T: Float>(
     }
     let cast = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect();
     (dx, cast(dw), cast(db))
-}
-
-/// Per-channel mean and biased variance of x viewed as [n, c, s].
-pub fn channel_stats<T: Float>(x: &[T], n: usize, c: usize, s: usize) -> (Vec<f64>, Vec<f64>) {
-    let stat = |ch: usize| {
-        let cnt = (n * s).max(1) as f64;
-        let rows = (0..n).map(|i| &x[(i * c + ch) * s..(i * c + ch + 1) * s]);
-        let mean = rows.clone().flatten().map(|v| v.to_f64()).sum::<f64>() / cnt;
-        let var = rows
-            .flatten()
-            .map(|v| (v.to_f64() - mean) * (v.to_f64() - mean))
-            .sum::<f64>()
-            / cnt;
-        (mean, var)
-    };
-    let v: Vec<(f64, f64)> = if x.len() >= PAR_MIN {
-        (0..c).into_par_iter().map(stat).collect()
-    } else {
-        (0..c).map(stat).collect()
-    };
-    v.into_iter().unzip()
-}
-
-/// y = x * scale[c] + shift[c] for x viewed as [n, c, s].
-pub fn channel_affine<T: Float>(
-    x: &[T],
-    c: usize,
-    s: usize,
-    scale: &[f64],
-    shift: &[f64],
-) -> Vec<T> {
-    let mut y = vec![T::ZERO; x.len()];
-    for_blocks(&mut y, s, |row, out| {
-        let ch = row % c;
-        for (o, v) in out.iter_mut().zip(&x[row * s..(row + 1) * s]) {
-            *o = T::from_f64(v.to_f64() * scale[ch] + shift[ch]);
-        }
-    });
-    y
-}
-
-/// Backward of batch norm over [n, c, s]. In training the statistics depend on x (the full
-/// formula); in eval they are constants, so dx = g * w * rstd.
-#[allow(clippy::too_many_arguments)]
-pub fn batch_norm_bwd<T: Float>(
-    x: &[T],
-    g: &[T],
-    (n, c, s): (usize, usize, usize),
-    w: Option<&[T]>,
-    mean: &[f64],
-    rstd: &[f64],
-    training: bool,
-    need_dx: bool,
-) -> (Option<Vec<T>>, Vec<T>, Vec<T>) {
-    // Σg and Σg·x̂ per channel.
-    let sums = |ch: usize| {
-        let (mut sg, mut sgx) = (0.0, 0.0);
-        for i in 0..n {
-            let o = (i * c + ch) * s;
-            for (xv, gv) in x[o..o + s].iter().zip(&g[o..o + s]) {
-                let gv = gv.to_f64();
-                sg += gv;
-                sgx += gv * (xv.to_f64() - mean[ch]) * rstd[ch];
-            }
-        }
-        (sg, sgx)
-    };
-    let (sg, sgx): (Vec<f64>, Vec<f64>) = if x.len() >= PAR_MIN {
-        (0..c).into_par_iter().map(sums).collect::<Vec<_>>()
-    } else {
-        (0..c).map(sums).collect::<Vec<_>>()
-    }
-    .into_iter()
-    .unzip();
-    let cnt = (n * s).max(1) as f64;
-    let dx = need_dx.then(|| {
-        let mut dx = vec![T::ZERO; x.len()];
-        for_blocks(&mut dx, s, |row, out| {
-            let ch = row % c;
-            let k = w.map_or(1.0, |w| w[ch].to_f64()) * rstd[ch];
-            for (j, o) in out.iter_mut().enumerate() {
-                let gv = g[row * s + j].to_f64();
-                *o = T::from_f64(if training {
-                    let xh = (x[row * s + j].to_f64() - mean[ch]) * rstd[ch];
-                    k * (gv - sg[ch] / cnt - xh * sgx[ch] / cnt)
-                } else {
-                    k * gv
-                });
-            }
-        });
-        dx
-    });
-    let cast = |v: &[f64]| v.iter().map(|&a| T::from_f64(a)).collect();
-    (dx, cast(&sgx), cast(&sg))
 }

@@ -2,8 +2,9 @@
 //! Conv (conv, bn), Bottleneck, C2f, SPPF (Proto is in proto.rs). BatchNorm uses ultralytics'
 //! eps 1e-3 / momentum 0.03 (ultralytics initialize_weights). `fuse` folds BN into the convolution (ultralytics
 //! `fuse_conv_and_bn`), leaving `conv.weight` + `conv.bias`.
+use crate::backend::cpu::math::exp_f32;
 use crate::nn::{BatchNorm2d, Conv2d, Module, parameter};
-use crate::tensor::{Conv2dParams, Rng};
+use crate::tensor::{Act, Conv2dParams, Rng};
 use crate::{Result, ResultExt, Tensor};
 use rayon::prelude::*;
 
@@ -32,28 +33,11 @@ unsafe fn silu_avx512(s: &mut [f32]) {
     silu_generic(s)
 }
 
-/// x / (1 + e^(-x)) with a branch-free exp the compiler vectorises: e^t = 2^n · e^r,
-/// |r| ≤ ln2/2, degree-6 Taylor for e^r (relative error ≈ 1e-7, about 1 ulp).
+/// x / (1 + e^(-x)) with the branch-free `exp_f32`, so the loop vectorises.
 #[inline(always)]
 fn silu_generic(s: &mut [f32]) {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    const ROUND: f32 = 12_582_912.0; // 1.5·2^23: adding it rounds to an integer
     for v in s.iter_mut() {
-        let x = *v;
-        let t = (-x).clamp(-87.0, 88.0);
-        let n = (t * LOG2E + ROUND) - ROUND;
-        let r = (t - n * LN2_HI) - n * LN2_LO;
-        let p = 1.0
-            + r * (1.0
-                + r * (0.5
-                    + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-        // SAFETY: n is an integer in [-126, 127] (t is clamped), so the conversion is exact;
-        // unchecked keeps it one vector instruction (the saturating `as` is scalarised).
-        let ni: i32 = unsafe { n.to_int_unchecked() };
-        let e = p * f32::from_bits(((ni + 127) as u32) << 23);
-        *v = x / (1.0 + e);
+        *v /= 1.0 + exp_f32(-*v);
     }
 }
 
@@ -103,11 +87,12 @@ impl Conv {
         let y = x
             .conv2d(&self.conv.weight, self.conv.bias.as_ref(), self.conv.params)
             .with_context(|| format!("Conv {}", self.conv.weight.shape()))?;
-        let y = match &self.bn {
-            Some(bn) => bn.forward(&y)?,
-            None => y,
-        };
-        if self.act { silu(y) } else { Ok(y) }
+        match (&self.bn, self.act) {
+            (Some(bn), true) => bn.forward_act(&y, Act::Silu),
+            (Some(bn), false) => bn.forward(&y),
+            (None, true) => silu(y),
+            (None, false) => Ok(y),
+        }
     }
     /// BN folded into the conv: w·γ/√(var+ε), β − mean·γ/√(var+ε) (+ the conv's own bias),
     /// computed in f64 from the running statistics. Fresh, detached tensors.

@@ -2,10 +2,10 @@
 //! backward (one pass each way) instead of a chain of primitive ops.
 use super::{restore, to_compute};
 use crate::autograd::record;
-use crate::backend::cpu::norm::{
-    Groups, batch_norm_bwd, channel_affine, channel_stats, group_norm_bwd, group_norm_fwd,
-};
-use crate::tensor::StorageElement;
+pub use crate::backend::cpu::bn_act::Act;
+use crate::backend::cpu::bn_act::{bn_act_bwd, bn_act_fwd};
+use crate::backend::cpu::norm::{Groups, group_norm_bwd, group_norm_fwd};
+use crate::tensor::{Element, StorageElement};
 use crate::{DType, Error, Result, Shape, Tensor, dispatch_float};
 
 /// Checks an optional affine/statistics tensor: shape `expect`, and (for weight/bias) the
@@ -215,6 +215,33 @@ impl Tensor {
         momentum: f64,
         eps: f64,
     ) -> Result<Tensor> {
+        self.batch_norm_act(
+            running_mean,
+            running_var,
+            weight,
+            bias,
+            training,
+            momentum,
+            eps,
+            Act::Identity,
+        )
+    }
+
+    /// `act(batch_norm(x))` as one op (ultralytics' Conv is conv → BN → SiLU): the same
+    /// values and gradients as the two ops in sequence, in one pass over memory each way
+    /// and without keeping the normalised tensor for the activation's backward.
+    #[allow(clippy::too_many_arguments)]
+    pub fn batch_norm_act(
+        &self,
+        running_mean: Option<&Tensor>,
+        running_var: Option<&Tensor>,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        training: bool,
+        momentum: f64,
+        eps: f64,
+        act: Act,
+    ) -> Result<Tensor> {
         let op = "batch_norm";
         if self.rank() < 2 {
             return Err(Error::Shape {
@@ -229,30 +256,17 @@ impl Tensor {
         check_param(op, self, "bias", bias, &cs, true)?;
         check_param(op, self, "running_mean", running_mean, &cs, false)?;
         check_param(op, self, "running_var", running_var, &cs, false)?;
-        let dtype = self.dtype();
-        let xc = to_compute(&self.detach())?;
-        let cdt = xc.dtype();
-        let (mean, var) = if training {
-            let m = n * s;
-            if m <= 1 {
-                return Err(Error::Shape {
-                    op,
-                    msg: format!(
-                        "expected more than 1 value per channel when training, got input {}",
-                        self.shape()
-                    ),
-                });
-            }
-            let (mean, var) = dispatch_float!(cdt, op, T => xc.with_slice(|xs: &[T]| channel_stats(xs, n, c, s))?);
-            if let Some(rm) = running_mean {
-                update_running(op, rm, &mean, momentum)?;
-            }
-            if let Some(rv) = running_var {
-                let unbiased: Vec<f64> =
-                    var.iter().map(|v| v * m as f64 / (m - 1) as f64).collect();
-                update_running(op, rv, &unbiased, momentum)?;
-            }
-            (mean, var)
+        if training && n * s <= 1 {
+            return Err(Error::Shape {
+                op,
+                msg: format!(
+                    "expected more than 1 value per channel when training, got input {}",
+                    self.shape()
+                ),
+            });
+        }
+        let running = if training {
+            None
         } else {
             let (Some(rm), Some(rv)) = (running_mean, running_var) else {
                 return Err(Error::msg(format!(
@@ -260,31 +274,40 @@ impl Tensor {
                     self.shape()
                 )));
             };
-            (rm.to_vec_f64()?, rv.to_vec_f64()?)
+            Some((rm.to_vec_f64()?, rv.to_vec_f64()?))
         };
-        let rstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+        let dtype = self.dtype();
+        let xc = to_compute(&self.detach())?;
+        let cdt = xc.dtype();
         let wv = weight.map(|t| t.to_vec_f64()).transpose()?;
         let bv = bias.map(|t| t.to_vec_f64()).transpose()?;
-        let scale: Vec<f64> = (0..c)
-            .map(|k| rstd[k] * wv.as_ref().map_or(1.0, |w| w[k]))
-            .collect();
-        let shift: Vec<f64> = (0..c)
-            .map(|k| bv.as_ref().map_or(0.0, |b| b[k]) - mean[k] * scale[k])
-            .collect();
-        let out = dispatch_float!(cdt, op, T => {
-            let y = xc.with_slice(|xs: &[T]| channel_affine(xs, c, s, &scale, &shift))?;
-            Tensor::from_vec(y, self.shape().clone())?
+        let stats = running.as_ref().map(|(m, v)| (m.as_slice(), v.as_slice()));
+        let (out, mean, var, aff) = dispatch_float!(cdt, op, T => {
+            let (y, m, v, a) = xc.with_slice(|xs: &[T]| {
+                bn_act_fwd(xs, (n, c, s), stats, wv.as_deref(), bv.as_deref(), eps, act)
+            })?;
+            (Tensor::from_vec(y, self.shape().clone())?, m, v, a)
         });
+        if training {
+            let m = (n * s) as f64;
+            if let Some(rm) = running_mean {
+                update_running(op, rm, &mean, momentum)?;
+            }
+            if let Some(rv) = running_var {
+                let unbiased: Vec<f64> = var.iter().map(|v| v * m / (m - 1.0)).collect();
+                update_running(op, rv, &unbiased, momentum)?;
+            }
+        }
         let out = restore(out, dtype)?;
         let (xt, wt, bt) = (self.clone(), weight.cloned(), bias.cloned());
-        let wc = weight.map(|t| t.detach().to_dtype(cdt)).transpose()?;
         Ok(record(out, op, &inputs(self, weight, bias), move |_, g| {
             let g = g.to_dtype(cdt)?;
             dispatch_float!(cdt, op, T => {
-                let (xs, gs) = (xc.to_vec::<T>()?, g.to_vec::<T>()?);
-                let w = vec_of::<T>(&wc)?;
-                let r = batch_norm_bwd(&xs, &gs, (n, c, s), w.as_deref(), &mean, &rstd, training, xt.tracks_grad());
-                pack_grads(&xt, &wt, &bt, r)
+                let (dx, dw, db) = xc.with_slice(|xs: &[T]| g.with_slice(|gs: &[T]| {
+                    bn_act_bwd(xs, gs, (n, c, s), wv.as_deref(), &aff, act, training, xt.tracks_grad())
+                }))??;
+                let cast = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect::<Vec<T>>();
+                pack_grads(&xt, &wt, &bt, (dx, cast(dw), cast(db)))
             })
         }))
     }
