@@ -240,7 +240,19 @@ fn view_gradients() {
     gc("squeeze", &[randn(&[3, 1], 4)], |t| {
         t[0].squeeze(1)?.unsqueeze(0)
     });
-    gc("contiguous", &[x], |t| t[0].transpose(0, 2)?.contiguous());
+    gc("contiguous", &[x.clone()], |t| {
+        t[0].transpose(0, 2)?.contiguous()
+    });
+    // Overlapping narrows of one tensor, used again whole and twice through one add: the
+    // backward pads each narrow's gradient and accumulates four contributions (some in
+    // place, some shared between inputs of one add).
+    gc("narrows accumulated", &[x], |t| {
+        let a = t[0].narrow(1, 0, 2)?;
+        let b = t[0].narrow(1, 1, 2)?.mul_scalar(2.0)?;
+        let s = a.add(&b)?;
+        let u = t[0].mul_scalar(0.5)?;
+        Tensor::cat(&[&s.add(&s)?, &u.add(&u)?], 1)?.sqr()
+    });
 }
 
 #[test]

@@ -83,7 +83,7 @@ impl Tensor {
                 let acc = match grads.remove(&inp.id()) {
                     Some(prev) => {
                         let t0 = super::profile::start();
-                        let sum = prev.add(&gi)?;
+                        let sum = accumulate(prev, &gi)?;
                         super::profile::stop("(grad accumulation)", t0);
                         sum
                     }
@@ -93,6 +93,35 @@ impl Tensor {
             }
         }
         Ok(())
+    }
+}
+
+/// prev + g. In place when `prev` is a contiguous f32/f64 buffer nobody else holds (a
+/// gradient this pass made), which saves an allocation and a pass over memory per
+/// tensor used twice (residuals, C2f's split); otherwise a new tensor.
+fn accumulate(prev: Tensor, g: &Tensor) -> Result<Tensor> {
+    use rayon::prelude::*;
+    fn add_into<T: crate::tensor::StorageElement + std::ops::AddAssign>(
+        prev: &Tensor,
+        g: &Tensor,
+    ) -> Result<()> {
+        g.with_slice(|gs: &[T]| {
+            prev.with_slice_mut(|ps: &mut [T]| {
+                ps.par_chunks_mut(1 << 15)
+                    .zip(gs.par_chunks(1 << 15))
+                    .for_each(|(p, g)| p.iter_mut().zip(g).for_each(|(a, &b)| *a += b))
+            })
+        })?
+    }
+    let in_place = prev.is_sole_owner()
+        && prev.is_contiguous()
+        && prev.node().is_none()
+        && prev.dtype() == g.dtype()
+        && prev.shape() == g.shape();
+    match prev.dtype() {
+        crate::DType::F32 if in_place => add_into::<f32>(&prev, g).map(|_| prev),
+        crate::DType::F64 if in_place => add_into::<f64>(&prev, g).map(|_| prev),
+        _ => prev.add(g),
     }
 }
 

@@ -36,6 +36,6 @@ pub(crate) fn stop(op: &'static str, t0: Option<Instant>) {
 pub fn take() -> Vec<(&'static str, Duration, usize)> {
     let mut t = table().lock().unwrap_or_else(|e| e.into_inner());
     let mut rows: Vec<_> = t.drain().map(|(k, (d, n))| (k, d, n)).collect();
-    rows.sort_by(|a, b| b.1.cmp(&a.1));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1));
     rows
 }

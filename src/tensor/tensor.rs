@@ -205,6 +205,11 @@ impl Tensor {
     pub(crate) fn write_storage(&self) -> RwLockWriteGuard<'_, Storage> {
         self.0.storage.write().unwrap_or_else(|e| e.into_inner())
     }
+    /// True when nothing else holds this handle or its buffer: writing to it in place is
+    /// invisible to any other tensor.
+    pub(crate) fn is_sole_owner(&self) -> bool {
+        Arc::strong_count(&self.0) == 1 && Arc::strong_count(&self.0.storage) == 1
+    }
     /// True when two tensors share one buffer (views of each other).
     pub fn same_storage(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.0.storage, &other.0.storage)

@@ -85,13 +85,12 @@ impl BnAffine {
         w: Option<&[f64]>,
         b: Option<&[f64]>,
     ) -> Self {
-        let rstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-        let scale: Vec<f64> = (0..rstd.len())
-            .map(|k| rstd[k] * w.map_or(1.0, |w| w[k]))
-            .collect();
-        let shift = (0..rstd.len())
-            .map(|k| b.map_or(0.0, |b| b[k]) - mean[k] * scale[k])
-            .collect();
+        let c = mean.len();
+        let (mut rstd, mut scale, mut shift) = (vec![0.0; c], vec![0.0; c], vec![0.0; c]);
+        for k in 0..c {
+            (rstd[k], scale[k], shift[k]) =
+                affine_of(mean[k], var[k], eps, w.map(|w| w[k]), b.map(|b| b[k]));
+        }
         BnAffine {
             mean,
             rstd,
@@ -99,6 +98,15 @@ impl BnAffine {
             shift,
         }
     }
+}
+
+/// rstd = 1/√(var + eps), scale = w·rstd, shift = b − mean·scale for one channel (the
+/// forward and the backward both take them from here, so they agree bit for bit).
+#[inline(always)]
+fn affine_of(mean: f64, var: f64, eps: f64, w: Option<f64>, b: Option<f64>) -> (f64, f64, f64) {
+    let rstd = 1.0 / (var + eps).sqrt();
+    let scale = rstd * w.unwrap_or(1.0);
+    (rstd, scale, b.unwrap_or(0.0) - mean * scale)
 }
 
 /// Σ f(x_i) in f64 over eight interleaved partial sums (a fixed order, so results do not
@@ -353,47 +361,36 @@ pub fn bn_act_fwd<T: Float>(
         x.len()
     );
     let fast = use_avx512::<T>();
-    let (mean, var) = match stats {
-        Some((m, v)) => (m.to_vec(), v.to_vec()),
-        None => {
-            let mut mv = vec![(0f64, 0f64); c];
-            let mp = SendPtr(mv.as_mut_ptr());
-            per_channel(c, len, |ch| {
-                let r = if fast {
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: `fast` means the CPU has AVX-512F and T is f32.
-                    unsafe {
-                        channel_stats_avx512(as_f32(x), d, ch)
-                    }
-                    #[cfg(not(target_arch = "x86_64"))]
-                    unreachable!()
-                } else {
-                    channel_stats(x, d, ch)
-                };
-                // SAFETY: task `ch` alone writes element ch of `mv`, which outlives the loop.
-                unsafe { *mp.get().add(ch) = r };
-            });
-            mv.into_iter().unzip()
-        }
-    };
-    let aff = BnAffine::new(mean.clone(), &var, eps, w, b);
+    let mut mv = vec![(0f64, 0f64); c];
+    let mp = SendPtr(mv.as_mut_ptr());
     let mut y: Vec<T> = Vec::with_capacity(len);
     let yp = SendPtr(y.as_mut_ptr() as *mut MaybeUninit<T>);
+    // One task per channel: its statistics, then its output while its planes are in cache.
     per_channel(c, len, |ch| {
-        let ash = (aff.scale[ch], aff.shift[ch]);
-        // SAFETY: task `ch` alone writes the planes (i, ch), inside y's capacity; `fast`
-        // means AVX-512F and T = f32.
+        let (m, v) = match stats {
+            Some((m, v)) => (m[ch], v[ch]),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `fast` means the CPU has AVX-512F and T is f32.
+            None if fast => unsafe { channel_stats_avx512(as_f32(x), d, ch) },
+            None => channel_stats(x, d, ch),
+        };
+        let (_, scale, shift) = affine_of(m, v, eps, w.map(|w| w[ch]), b.map(|b| b[ch]));
+        // SAFETY: task `ch` alone writes element ch of `mv` and the planes (i, ch) of y,
+        // inside its capacity; `fast` means AVX-512F and T = f32.
         unsafe {
+            *mp.get().add(ch) = (m, v);
             if fast {
                 #[cfg(target_arch = "x86_64")]
-                channel_out_avx512(as_f32(x), yp.get().cast(), d, ch, ash, act);
+                channel_out_avx512(as_f32(x), yp.get().cast(), d, ch, (scale, shift), act);
             } else {
-                channel_out(x, yp.get(), d, ch, ash, act);
+                channel_out(x, yp.get(), d, ch, (scale, shift), act);
             }
         }
     });
     // SAFETY: the loop above wrote every plane (i, ch) of y, i.e. all `len` values.
     unsafe { y.set_len(len) };
+    let (mean, var): (Vec<f64>, Vec<f64>) = mv.into_iter().unzip();
+    let aff = BnAffine::new(mean.clone(), &var, eps, w, b);
     (y, mean, var, aff)
 }
 

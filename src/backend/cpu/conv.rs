@@ -157,17 +157,19 @@ fn col2im_tile<T: Float>(col: &[T], g: &ConvGeom, p0: usize, t: usize, nc: usize
 /// `y = conv(x, w) + bias`: x `[n, c, h, w]`, w `[o, c/g·kh·kw]`, y `[n, o, ho, wo]`.
 pub fn conv2d_forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, g: &ConvGeom) -> Vec<T> {
     let (og, cg, k, p, hw) = (g.og(), g.cg(), g.k(), g.p(), g.hw());
-    let mut out = vec![T::ZERO; g.n * g.o * p];
-    if out.is_empty() {
-        return out;
+    let len = g.n * g.o * p;
+    if len == 0 {
+        return Vec::new();
     }
+    // Every value is written once by the jobs below, so no zero-fill first.
+    let mut out: Vec<T> = Vec::with_capacity(len);
     let lhs: Vec<Lhs<T>> = (0..g.groups)
         .map(|grp| Lhs::new(og, k, &wt[grp * og * k..][..og * k], k, 1))
         .collect();
     let t = g.tile::<T>(48);
     let tiles = p.div_ceil(t);
     let jobs = g.n * g.groups * tiles;
-    let optr = SendPtr(out.as_mut_ptr());
+    let optr = SendPtr(out.as_mut_ptr() as *mut std::mem::MaybeUninit<T>);
     let pointwise = g.pointwise();
     let job = |(colbuf, ct): &mut (Vec<T>, Vec<T>), jb: usize| {
         let (img, grp, tile) = (jb / (g.groups * tiles), jb / tiles % g.groups, jb % tiles);
@@ -188,7 +190,7 @@ pub fn conv2d_forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, g: &ConvG
         for oc in 0..og {
             let bv = bias.map_or(T::ZERO, |b| b[grp * og + oc]);
             // SAFETY: job (img, grp, tile) alone writes out[img, grp·og + oc, p0..p0+tt],
-            // which lies inside `out`; `out` outlives the parallel loop.
+            // which lies inside `out`'s capacity; `out` outlives the parallel loop.
             let dst = unsafe {
                 std::slice::from_raw_parts_mut(
                     optr.get().add((img * g.o + grp * og + oc) * p + p0),
@@ -196,13 +198,16 @@ pub fn conv2d_forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, g: &ConvG
                 )
             };
             for (d, &s) in dst.iter_mut().zip(&ct[oc * tt..(oc + 1) * tt]) {
-                *d = s + bv;
+                d.write(s + bv);
             }
         }
     };
     let col_len = if pointwise { 0 } else { k * t + 16 };
     let init = || (vec![T::ZERO; col_len], vec![T::ZERO; og * t]);
     (0..jobs).into_par_iter().for_each_init(init, job);
+    // SAFETY: the jobs cover every (image, group, tile) and write all og channels × tt
+    // pixels of theirs: all `len` values are initialised.
+    unsafe { out.set_len(len) };
     out
 }
 
@@ -414,17 +419,34 @@ fn backward_weight_f32(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
                     dyt[j * og + o] = v;
                 }
             }
-            if pointwise {
-                pack_into::<6>(k, tt, &xg[p0..], hw, 1, &mut packed);
+            let (src, rs) = if pointwise {
+                (&xg[p0..], hw)
             } else {
                 col.resize(k * tt, 0.0);
                 im2col_tile(xg, g, p0, tt, &mut col[..k * tt]);
-                pack_into::<6>(k, tt, &col, tt, 1, &mut packed);
-            }
+                (&col[..], tt)
+            };
             let c = &mut acc[grp * k * og..][..k * og];
+            // The kernel's vector axis is og: a block as wide as og, and as many rows as
+            // keep 24 accumulators (16 output channels would waste 3/4 of a 64-wide one).
             // SAFETY: avx512f checked by the caller; `packed` is k × tt, `dyt` tt rows of
             // og, `c` k·og values.
-            unsafe { gemm_packed::<6, 4>(&packed, k, tt, &dyt, og, og, c, KC, true) };
+            unsafe {
+                match og.div_ceil(16) {
+                    1 => {
+                        pack_into::<24>(k, tt, src, rs, 1, &mut packed);
+                        gemm_packed::<24, 1>(&packed, k, tt, &dyt, og, og, c, KC, true)
+                    }
+                    2 => {
+                        pack_into::<12>(k, tt, src, rs, 1, &mut packed);
+                        gemm_packed::<12, 2>(&packed, k, tt, &dyt, og, og, c, KC, true)
+                    }
+                    _ => {
+                        pack_into::<6>(k, tt, src, rs, 1, &mut packed);
+                        gemm_packed::<6, 4>(&packed, k, tt, &dyt, og, og, c, KC, true)
+                    }
+                }
+            };
         }
     });
     let mut dw = vec![0f32; g.o * k];

@@ -233,10 +233,14 @@ impl C2f {
     }
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let a = self.cv1.forward(x)?;
-        let mut ys = a.chunk(2, 1)?;
+        // ultralytics: y = cv1(x).chunk(2, 1); y += [m(y[-1]) ...]; cv2(cat(y)). Its two
+        // halves concatenated are `a` itself, so only the second half is cut out (one
+        // narrow instead of two; same values).
+        let mut ys = vec![a.clone()];
+        let mut last = a.narrow(1, self.c, self.c)?;
         for b in &self.m.0 {
-            let last = ys.last().cloned().unwrap_or_else(|| a.clone());
-            ys.push(b.forward(&last)?);
+            last = b.forward(&last)?;
+            ys.push(last.clone());
         }
         let refs: Vec<&Tensor> = ys.iter().collect();
         self.cv2.forward(&Tensor::cat(&refs, 1)?)

@@ -148,3 +148,24 @@ impl Tensor {
         self.split(&sizes, d as isize)
     }
 }
+
+/// The gradient of a narrow: `g` placed at `start` along dim `d` of a zero tensor of shape
+/// `full`, written in one pass (each row: zeros, g's values, zeros).
+pub(crate) fn pad_along(g: &Tensor, full: &crate::Shape, d: usize, start: usize) -> Result<Tensor> {
+    let (outer, total, inner) = split_at_dim(full.dims(), d);
+    let len = g.dims()[d];
+    let (w, lo) = (total * inner, start * inner);
+    let hi = lo + len * inner;
+    dispatch_any!(g.dtype(), T => {
+        let v = g.with_slice(|src: &[T]| {
+            let mut v: Vec<T> = Vec::with_capacity(outer * w);
+            for o in 0..outer {
+                v.resize(o * w + lo, T::default());
+                v.extend_from_slice(&src[o * (hi - lo)..(o + 1) * (hi - lo)]);
+                v.resize((o + 1) * w, T::default());
+            }
+            v
+        })?;
+        Tensor::from_vec(v, full.clone())
+    })
+}
