@@ -171,9 +171,10 @@ fn conv_cases() -> Vec<Case> {
         c([1, 6, 5, 7], [4, 3, 1, 1], (2, 2), (1, 0), (1, 1), 2, false),
         // kernel as large as the input
         c([1, 2, 4, 5], [2, 2, 4, 5], (1, 1), (0, 0), (1, 1), 1, true),
-        // many pixel tiles, a tile boundary inside an output row
+        // many pixel tiles, a tile boundary inside an output row; large enough (47 360
+        // values) for the parallel padding copy of the implicit-GEMM path
         c(
-            [1, 16, 40, 37],
+            [2, 16, 40, 37],
             [8, 16, 3, 3],
             (1, 1),
             (1, 1),

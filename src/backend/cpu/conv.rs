@@ -2,7 +2,9 @@
 //! `[C/g·kh·kw, tile]` is sized to stay in L2, so the full im2col matrix is never built;
 //! tiles run in parallel (rayon). f32 on AVX-512 CPUs multiplies with `conv_avx512`'s
 //! kernel (about 1.5× the generic GEMM on these shapes), everything else with `gemm`.
-//! 1×1 stride-1 convolutions skip im2col: the input planes are the GEMM operand.
+//! 1×1 stride-1 convolutions skip im2col: the input planes are the GEMM operand. Larger
+//! stride-1 kernels in f32 on AVX-512 go to `conv_implicit` (no im2col, no col2im); this
+//! file stays the reference path and serves every other shape and type.
 //! The same three kernels serve conv_transpose2d (its forward is conv2d's input gradient).
 use super::SendPtr;
 use super::gemm::gemm;
@@ -59,6 +61,10 @@ impl ConvGeom {
         let t = (TILE_BYTES / per.max(1)) / q * q;
         t.clamp(16, 4096).min(self.p()).max(1)
     }
+}
+
+fn is_f32<T: 'static>() -> bool {
+    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
 }
 
 /// The part `[lo, hi)` of `0..run` whose input column `(ox0 + i)·s + off` lies in `[0, w)`.
@@ -156,6 +162,13 @@ fn col2im_tile<T: Float>(col: &[T], g: &ConvGeom, p0: usize, t: usize, nc: usize
 
 /// `y = conv(x, w) + bias`: x `[n, c, h, w]`, w `[o, c/g·kh·kw]`, y `[n, o, ho, wo]`.
 pub fn conv2d_forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, g: &ConvGeom) -> Vec<T> {
+    #[cfg(target_arch = "x86_64")]
+    if is_f32::<T>() && super::conv_implicit::applies(g) {
+        let b = bias.map(|b| bytemuck::cast_slice(b));
+        let y =
+            super::conv_implicit::forward(bytemuck::cast_slice(x), bytemuck::cast_slice(wt), b, g);
+        return bytemuck::allocation::cast_vec(y);
+    }
     let (og, cg, k, p, hw) = (g.og(), g.cg(), g.k(), g.p(), g.hw());
     let len = g.n * g.o * p;
     if len == 0 {
@@ -271,12 +284,21 @@ impl<'a, T: Float> Lhs<'a, T> {
 /// Reduction steps per AVX-512 kernel pass (bounds the b block a pass streams: 256 rows ×
 /// 48 pixels × 4 B = 48 KiB). Measured flat between 128 and 576 on the 3×3, 64-channel case.
 #[cfg(target_arch = "x86_64")]
-const KC: usize = 256;
+pub(super) const KC: usize = 256;
 
 /// dL/dx of conv2d given dy `[n, o, ho, wo]`: the GEMM `wᵀ·dy` per tile, then col2im.
 /// Work splits over (image, group, block of input channels): each owns a contiguous part of
 /// dx, so no two tasks add into the same element.
 pub fn conv2d_backward_input<T: Float>(dy: &[T], wt: &[T], g: &ConvGeom) -> Vec<T> {
+    #[cfg(target_arch = "x86_64")]
+    if is_f32::<T>() && super::conv_implicit::applies(g) {
+        let dx = super::conv_implicit::backward_input(
+            bytemuck::cast_slice(dy),
+            bytemuck::cast_slice(wt),
+            g,
+        );
+        return bytemuck::allocation::cast_vec(dx);
+    }
     let (og, cg, k, p, hw, kk) = (g.og(), g.cg(), g.k(), g.p(), g.hw(), g.kh * g.kw);
     let mut dx = vec![T::ZERO; g.n * g.c * hw];
     if dx.is_empty() || p == 0 {
@@ -334,11 +356,14 @@ pub fn conv2d_backward_weight<T: Float>(x: &[T], dy: &[T], g: &ConvGeom) -> Vec<
         return vec![T::ZERO; wlen];
     }
     #[cfg(target_arch = "x86_64")]
-    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-        && super::conv_avx512::available()
-    {
-        let v = backward_weight_f32(bytemuck::cast_slice(x), bytemuck::cast_slice(dy), g);
-        return v.into_iter().map(T::from_f32).collect();
+    if is_f32::<T>() && super::conv_avx512::available() {
+        let (x, dy) = (bytemuck::cast_slice(x), bytemuck::cast_slice(dy));
+        let v = if super::conv_implicit::applies(g) {
+            super::conv_implicit::backward_weight(x, dy, g)
+        } else {
+            backward_weight_f32(x, dy, g)
+        };
+        return bytemuck::allocation::cast_vec(v);
     }
     let t = g.tile::<T>(16);
     let tiles = p.div_ceil(t);
@@ -368,7 +393,7 @@ pub fn conv2d_backward_weight<T: Float>(x: &[T], dy: &[T], g: &ConvGeom) -> Vec<
 /// count), each summed into its own buffer in parallel, and the buffers added in range
 /// order: the result is the same bytes on every run and every thread count, which a
 /// seeded, resumable training run needs (rayon's fold/reduce groups by work stealing).
-fn ordered_sum<T: Copy + Send + Sync + std::ops::AddAssign>(
+pub(super) fn ordered_sum<T: Copy + Send + Sync + std::ops::AddAssign>(
     jobs: usize,
     len: usize,
     zero: T,
@@ -398,7 +423,6 @@ fn ordered_sum<T: Copy + Send + Sync + std::ops::AddAssign>(
 /// tile's pixels (the im2col rows are packed, the dy tile transposed, both in L2).
 #[cfg(target_arch = "x86_64")]
 fn backward_weight_f32(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
-    use super::conv_avx512::{gemm_packed, pack_into};
     let (og, cg, k, p, hw) = (g.og(), g.cg(), g.k(), g.p(), g.hw());
     let t = g.tile::<f32>(16);
     let tiles = p.div_ceil(t);
@@ -427,26 +451,7 @@ fn backward_weight_f32(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
                 (&col[..], tt)
             };
             let c = &mut acc[grp * k * og..][..k * og];
-            // The kernel's vector axis is og: a block as wide as og, and as many rows as
-            // keep 24 accumulators (16 output channels would waste 3/4 of a 64-wide one).
-            // SAFETY: avx512f checked by the caller; `packed` is k × tt, `dyt` tt rows of
-            // og, `c` k·og values.
-            unsafe {
-                match og.div_ceil(16) {
-                    1 => {
-                        pack_into::<24>(k, tt, src, rs, 1, &mut packed);
-                        gemm_packed::<24, 1>(&packed, k, tt, &dyt, og, og, c, KC, true)
-                    }
-                    2 => {
-                        pack_into::<12>(k, tt, src, rs, 1, &mut packed);
-                        gemm_packed::<12, 2>(&packed, k, tt, &dyt, og, og, c, KC, true)
-                    }
-                    _ => {
-                        pack_into::<6>(k, tt, src, rs, 1, &mut packed);
-                        gemm_packed::<6, 4>(&packed, k, tt, &dyt, og, og, c, KC, true)
-                    }
-                }
-            };
+            wgrad_gemm(og, k, tt, src, |r| r * rs, &dyt, &mut packed, c);
         }
     });
     let mut dw = vec![0f32; g.o * k];
@@ -458,6 +463,46 @@ fn backward_weight_f32(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
         }
     }
     dw
+}
+
+/// One tile's `dwᵀ[k][og] += a[k][tt] · dyt[tt][og]`, row r of `a` at `src[row(r)..]`.
+/// The kernel's vector axis is og: a block as wide as og, and as many rows as keep 24
+/// accumulators (16 output channels would waste 3/4 of a 64-wide block).
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn wgrad_gemm(
+    og: usize,
+    k: usize,
+    tt: usize,
+    src: &[f32],
+    row: impl Fn(usize) -> usize,
+    dyt: &[f32],
+    packed: &mut Vec<f32>,
+    c: &mut [f32],
+) {
+    use super::conv_avx512::{gemm_packed, pack_rows_into};
+    assert!(
+        dyt.len() >= tt * og && c.len() >= k * og,
+        "wgrad_gemm: buffers too small"
+    );
+    // SAFETY: callers run this only where avx512f is available; `packed` is k × tt (made
+    // just before), `dyt` tt rows of og, `c` k·og values (asserted).
+    unsafe {
+        match og.div_ceil(16) {
+            1 => {
+                pack_rows_into::<24>(k, tt, src, row, packed);
+                gemm_packed::<24, 1>(packed, k, tt, dyt, og, og, c, KC, true)
+            }
+            2 => {
+                pack_rows_into::<12>(k, tt, src, row, packed);
+                gemm_packed::<12, 2>(packed, k, tt, dyt, og, og, c, KC, true)
+            }
+            _ => {
+                pack_rows_into::<6>(k, tt, src, row, packed);
+                gemm_packed::<6, 4>(packed, k, tt, dyt, og, og, c, KC, true)
+            }
+        }
+    }
 }
 
 /// Σ over images and pixels of dy `[n, o, p]` per channel (the bias gradient).

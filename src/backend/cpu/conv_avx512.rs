@@ -33,14 +33,42 @@ pub fn pack_into<const MR: usize>(
     cs: usize,
     p: &mut Vec<f32>,
 ) {
+    if cs == 1 {
+        return pack_rows_into::<MR>(m, k, a, |i| i * rs, p);
+    }
+    // Every element is overwritten below, so a reused buffer needs no clearing.
+    p.resize(m.div_ceil(MR) * k * MR, 0.0);
+    for (b, blk) in p.chunks_exact_mut(k * MR).enumerate() {
+        let rows = MR.min(m - b * MR);
+        for j in 0..k {
+            for r in 0..MR {
+                blk[j * MR + r] = if r < rows {
+                    a[(b * MR + r) * rs + j * cs]
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+}
+
+/// `pack_into` for a matrix whose row i is the k values at `a[row(i)..]` (rows of the
+/// zero-padded input in implicit-GEMM convolution).
+pub fn pack_rows_into<const MR: usize>(
+    m: usize,
+    k: usize,
+    a: &[f32],
+    row: impl Fn(usize) -> usize,
+    p: &mut Vec<f32>,
+) {
     // Every element is overwritten below except the rows past m, which are zeroed there;
     // so a reused buffer needs no clearing.
     p.resize(m.div_ceil(MR) * k * MR, 0.0);
     for (b, blk) in p.chunks_exact_mut(k * MR).enumerate() {
         let rows = MR.min(m - b * MR);
-        if cs == 1 && rows == MR {
+        if rows == MR {
             // Read MR rows side by side and write each k's MR values contiguously.
-            let src: [&[f32]; MR] = std::array::from_fn(|r| &a[(b * MR + r) * rs..][..k]);
+            let src: [&[f32]; MR] = std::array::from_fn(|r| &a[row(b * MR + r)..][..k]);
             for (j, out) in blk.chunks_exact_mut(MR).enumerate() {
                 for r in 0..MR {
                     out[r] = src[r][j];
@@ -50,7 +78,7 @@ pub fn pack_into<const MR: usize>(
             for j in 0..k {
                 for r in 0..MR {
                     blk[j * MR + r] = if r < rows {
-                        a[(b * MR + r) * rs + j * cs]
+                        a[row(b * MR + r) + j]
                     } else {
                         0.0
                     };
@@ -72,18 +100,56 @@ fn lane_mask(n: usize, from: usize) -> __mmask16 {
     ((1u32 << v) - 1) as __mmask16
 }
 
-/// `c[r][j] (+)= Σ_{k<kc} a[k·MR + r] · b[k·bs + j]` for `r < rows`, `j < n ≤ 16·NV`.
+/// Where row k of the b operand starts: rows of a strided matrix, or rows at arbitrary
+/// offsets (implicit-GEMM convolution: row (c, ky, kx) of the im2col matrix is a run of
+/// the zero-padded input starting at c·hp·wp + ky·wp + kx, so it is never copied out).
+pub trait Rows: Copy {
+    /// # Safety
+    /// k is below the row count the caller was given.
+    unsafe fn row(self, k: usize) -> *const f32;
+}
+
+/// Row k at `ptr + k·stride`.
+#[derive(Clone, Copy)]
+pub struct Strided {
+    pub ptr: *const f32,
+    pub stride: usize,
+}
+
+impl Rows for Strided {
+    #[inline(always)]
+    unsafe fn row(self, k: usize) -> *const f32 {
+        self.ptr.add(k * self.stride)
+    }
+}
+
+/// Row k at `ptr + offs[k]`.
+#[derive(Clone, Copy)]
+pub struct Offsets<'a> {
+    pub ptr: *const f32,
+    pub offs: &'a [usize],
+}
+
+impl Rows for Offsets<'_> {
+    #[inline(always)]
+    unsafe fn row(self, k: usize) -> *const f32 {
+        self.ptr.add(*self.offs.get_unchecked(k))
+    }
+}
+
+/// `c[r][j] (+)= Σ_{k0≤k<k0+kc} a[(k−k0)·MR + r] · b.row(k)[j0 + j]` for `r < rows`,
+/// `j < n ≤ 16·NV`.
 ///
 /// # Safety
-/// avx512f must be available; `a` holds `kc·MR` values, `b` `kc` rows of stride `bs` with
-/// `n` readable values each, `c` `rows` rows of stride `cs` with `n` values each.
+/// avx512f must be available; `a` holds `kc·MR` values, each b row `j0 + n` readable
+/// values, `c` `rows` rows of stride `cs` with `n` values each.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn kernel<const MR: usize, const NV: usize>(
+unsafe fn kernel<const MR: usize, const NV: usize, R: Rows>(
     kc: usize,
     a: *const f32,
-    b: *const f32,
-    bs: usize,
+    b: R,
+    (k0, j0): (usize, usize),
     c: *mut f32,
     cs: usize,
     rows: usize,
@@ -97,8 +163,9 @@ unsafe fn kernel<const MR: usize, const NV: usize>(
     // The chunk's sum starts from zero and is added to c at the end: blocked summation, so
     // rounding error grows with kc + k/kc rather than with the whole k.
     let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-    let (mut bp, mut ap) = (b, a);
-    for _ in 0..kc {
+    let mut ap = a;
+    for kk in 0..kc {
+        let bp = b.row(k0 + kk).add(j0);
         let mut bv = [_mm512_setzero_ps(); NV];
         for (v, x) in bv.iter_mut().enumerate() {
             *x = _mm512_maskz_loadu_ps(m[v], bp.add(16 * v));
@@ -109,7 +176,6 @@ unsafe fn kernel<const MR: usize, const NV: usize>(
                 *x = _mm512_fmadd_ps(s, y, *x);
             }
         }
-        bp = bp.add(bs);
         ap = ap.add(MR);
     }
     for (r, ar) in acc.iter().enumerate().take(rows) {
@@ -145,6 +211,29 @@ pub unsafe fn gemm_packed<const MR: usize, const NV: usize>(
     accumulate: bool,
 ) {
     debug_assert!(k == 0 || b.len() >= (k - 1) * bs + n);
+    let rows = Strided {
+        ptr: b.as_ptr(),
+        stride: bs,
+    };
+    gemm_rows::<MR, NV, _>(ap, m, k, rows, n, c, kc, accumulate)
+}
+
+/// `gemm_packed` with b's rows wherever `rows` says.
+///
+/// # Safety
+/// avx512f must be available; `ap` is packed for m × k; each of b's `k` rows has `n`
+/// readable values; `c` holds `m·n` values.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_rows<const MR: usize, const NV: usize, R: Rows>(
+    ap: &[f32],
+    m: usize,
+    k: usize,
+    b: R,
+    n: usize,
+    c: &mut [f32],
+    kc: usize,
+    accumulate: bool,
+) {
     debug_assert!(c.len() >= m * n && ap.len() >= m.div_ceil(MR) * k * MR);
     if k == 0 && !accumulate {
         c[..m * n].fill(0.0);
@@ -157,11 +246,11 @@ pub unsafe fn gemm_packed<const MR: usize, const NV: usize>(
         while j < n {
             let nn = nr.min(n - j);
             for blk in 0..m.div_ceil(MR) {
-                kernel::<MR, NV>(
+                kernel::<MR, NV, R>(
                     kk,
                     ap.as_ptr().add((blk * k + k0) * MR),
-                    b.as_ptr().add(k0 * bs + j),
-                    bs,
+                    b,
+                    (k0, j),
                     c.as_mut_ptr().add(blk * MR * n + j),
                     n,
                     MR.min(m - blk * MR),

@@ -6,6 +6,8 @@ pub mod bn_act;
 pub mod conv;
 #[cfg(target_arch = "x86_64")]
 pub mod conv_avx512;
+#[cfg(target_arch = "x86_64")]
+pub mod conv_implicit;
 pub mod gemm;
 pub mod grid_sample;
 pub mod index;
