@@ -56,6 +56,24 @@ fn pad_input(x: &[f32], g: &ConvGeom, slack: usize) -> Vec<f32> {
     xp
 }
 
+/// The parts of virtual pixels `q0..q0 + tt` that are real output pixels: per padded row,
+/// `f(j, oy, ox, keep)` for the `keep` pixels (oy, ox..ox + keep) at tile column j.
+fn kept_runs(
+    q0: usize,
+    tt: usize,
+    wp: usize,
+    wo: usize,
+    mut f: impl FnMut(usize, usize, usize, usize),
+) {
+    let mut q = q0;
+    while q < q0 + tt {
+        let (oy, ox) = (q / wp, q % wp);
+        let run = (wp - ox).min(q0 + tt - q);
+        f(q - q0, oy, ox, wo.saturating_sub(ox).min(run));
+        q += run;
+    }
+}
+
 /// Where im2col row (c, ky, kx) starts in one image's padded block.
 fn row_offsets(g: &ConvGeom, wp: usize, plane: usize) -> Vec<usize> {
     let kk = g.kh * g.kw;
@@ -93,14 +111,10 @@ pub fn forward(x: &[f32], wt: &[f32], bias: Option<&[f32]>, g: &ConvGeom) -> Vec
         // (the slack); ct holds o·tt values.
         unsafe { gemm_rows::<8, 3, _>(&a, o, k, rows, tt, &mut ct[..o * tt], KC, false) };
         // Keep the columns inside the output (ox < wo), adding the bias.
-        let mut q = q0;
-        while q < q0 + tt {
-            let (oy, ox) = (q / wp, q % wp);
-            let run = (wp - ox).min(q0 + tt - q);
-            let keep = g.wo.saturating_sub(ox).min(run);
+        kept_runs(q0, tt, wp, g.wo, |j, oy, ox, keep| {
             for oc in 0..o {
                 let bv = bias.map_or(0.0, |b| b[oc]);
-                let src = &ct[oc * tt + (q - q0)..][..keep];
+                let src = &ct[oc * tt + j..][..keep];
                 // SAFETY: job (img, tile) alone writes output pixels (oy, ox..ox + keep) of
                 // image img, channel oc, inside `out`'s capacity.
                 let dst = unsafe {
@@ -113,8 +127,7 @@ pub fn forward(x: &[f32], wt: &[f32], bias: Option<&[f32]>, g: &ConvGeom) -> Vec
                     d.write(s + bv);
                 }
             }
-            q += run;
-        }
+        });
     };
     (0..g.n * tiles)
         .into_par_iter()
@@ -172,19 +185,14 @@ pub fn backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
             // dyᵀ for this tile's virtual pixels; dropped columns stay 0.
             dyt.clear();
             dyt.resize(tt * o, 0.0);
-            let mut q = q0;
-            while q < q0 + tt {
-                let (oy, ox) = (q / wp, q % wp);
-                let run = (wp - ox).min(q0 + tt - q);
-                let keep = g.wo.saturating_sub(ox).min(run);
+            kept_runs(q0, tt, wp, g.wo, |j0, oy, ox, keep| {
                 for oc in 0..o {
                     let src = &dy[((img * o + oc) * g.ho + oy) * g.wo + ox..][..keep];
                     for (j, &v) in src.iter().enumerate() {
-                        dyt[(q - q0 + j) * o + oc] = v;
+                        dyt[(j0 + j) * o + oc] = v;
                     }
                 }
-                q += run;
-            }
+            });
             let base = img * g.c * plane + q0;
             wgrad_gemm(o, k, tt, &xp, |r| base + offs[r], &dyt, &mut packed, acc);
         }
