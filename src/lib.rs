@@ -21,6 +21,7 @@ pub mod autograd;
 pub mod backend;
 pub mod check;
 pub mod data;
+pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod io;

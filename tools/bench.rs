@@ -10,8 +10,12 @@
 //!   ed-bench cocoeval-segm (COCOeval segm, 5 000 images × 20 detections at 640×480; vs
 //!                        pycocotools evaluate+accumulate+summarize; try --iters 3)
 //!
+//!   ed-bench engine     (our fp32 engine vs onnxruntime on our ONNX, YOLOv8n-seg 640², batch 1)
+//!
 //! The reference side runs tools/reference/bench_ref.py with PATH (default: $EDGEDISTILL_PYTHON,
 //! else python3); pass `--python none` to time ours only.
+#[path = "bench_engine.rs"]
+mod bench_engine;
 #[path = "bench_yolo.rs"]
 mod bench_yolo;
 use edgedistill::tensor::{Conv2dParams, Rng};
@@ -29,7 +33,7 @@ struct Args {
 fn parse() -> std::result::Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let case = it.next().ok_or(
-        "usage: ed-bench matmul|conv|conv-train|mask-iou|attention|lora|cocoeval-segm [--threads N] [--iters N] [--python PATH|none]",
+        "usage: ed-bench matmul|conv|conv-train|mask-iou|attention|lora|cocoeval-segm|yolo-forward|yolo-train|engine [--threads N] [--iters N] [--python PATH|none]",
     )?;
     let mut a = Args {
         case,
@@ -214,9 +218,10 @@ fn run(a: &Args) -> Result<()> {
         "cocoeval-segm" => cocoeval_case(a, &mut rng)?,
         "yolo-forward" => bench_yolo::yolo_case(a, false)?,
         "yolo-train" => bench_yolo::yolo_case(a, true)?,
+        "engine" => bench_engine::engine_case(a)?,
         other => {
             return Err(edgedistill::Error::msg(format!(
-                "unknown case {other:?}: expected matmul, conv, conv-train, mask-iou, attention, lora, cocoeval-segm, yolo-forward or yolo-train"
+                "unknown case {other:?}: expected matmul, conv, conv-train, mask-iou, attention, lora, cocoeval-segm, yolo-forward, yolo-train or engine"
             )));
         }
     }

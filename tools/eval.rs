@@ -6,6 +6,7 @@
 use edgedistill::data::Coco;
 use edgedistill::data::classes::ClassMap;
 use edgedistill::data::image::load_rgb;
+use edgedistill::engine::runtime::load_detector;
 use edgedistill::eval::coco_bridge::image_evals;
 use edgedistill::eval::cocoeval::{CocoEvalResult, IouType, evaluate};
 use edgedistill::eval::metrics::{self, DetectionMetrics, EvalOptions, ImageEval};
@@ -16,7 +17,6 @@ use edgedistill::eval::report::{
 use edgedistill::eval::results::Results;
 use edgedistill::eval::results_write::{predict_coco, write_results};
 use edgedistill::io::atomic::write_atomic;
-use edgedistill::models::yolov8::Predictor;
 use edgedistill::models::yolov8::model_file::resolve_model_path;
 use edgedistill::models::yolov8::postprocess::{Binarize, NmsConfig};
 use edgedistill::{Error, Result};
@@ -38,7 +38,7 @@ results carry masks, else bbox.
 
 --model mode (--data is --gt) predicts every image of val.json (file_name relative to
 --images; one that is missing or does not decode stops the run, naming it) with the model
-file or run directory, letterboxed square at the model's imgsz, NMS as ultralytics' val
+file, run directory or engine file (ed-export), letterboxed square at the model's imgsz, NMS as ultralytics' val
 (conf 0.001, iou 0.7, max_det 300), masks binarised by truncation as its validator, writes DIR/predictions.json and evaluates it. Default
 DIR there: eval/ beside the model file.";
 
@@ -419,11 +419,15 @@ fn tiles(
 }
 
 /// `--model` mode: each image's loss components (box, seg, cls, dfl; ultralytics'
-/// validation loss split by image) into its per-image record.
+/// validation loss split by image) into its per-image record. An engine holds only the
+/// inference graph, so engine runs carry no losses.
 fn add_losses(args: &Args, gt: &Coco, ev: &mut metrics::Evaluation) -> Result<()> {
     let (Some((model, _, _)), Some(dir)) = (&args.model, &args.images) else {
         return Ok(());
     };
+    if edgedistill::engine::runtime::is_engine_file(model) {
+        return Ok(());
+    }
     let (model, meta) = edgedistill::models::yolov8::load_model(model)?;
     let ds =
         edgedistill::data::dataset::Dataset::from_coco(gt, dir, &args.gt.display().to_string())?;
@@ -456,9 +460,8 @@ fn predict_dataset(args: &mut Args) -> Result<()> {
     let model_path = resolve_model_path(&model)?;
     // Masks binarised by truncation, as ultralytics' segment validator's `scale_preds`
     // does before writing its COCO JSON.
-    let predictor = Predictor::load(&model_path)?
-        .with_nms(nms)
-        .with_binarize(Binarize::Truncate);
+    let mut predictor = load_detector(&model_path)?;
+    predictor.configure(nms, Binarize::Truncate);
     let out = args.out.clone().unwrap_or_else(|| {
         model_path
             .parent()
@@ -468,7 +471,13 @@ fn predict_dataset(args: &mut Args) -> Result<()> {
         path: out.clone(),
         source,
     })?;
-    let records = predict_coco(&predictor, &gt, &args.gt.display().to_string(), &dir, batch)?;
+    let records = predict_coco(
+        predictor.as_ref(),
+        &gt,
+        &args.gt.display().to_string(),
+        &dir,
+        batch,
+    )?;
     let path = out.join("predictions.json");
     write_results(&path, &records)?;
     println!(

@@ -1,14 +1,15 @@
-//! ed-predict: run a model file over images, write COCO results JSON and, optionally,
+//! ed-predict: run a model file or an engine over images, write COCO results JSON and, optionally,
 //! overlay PNGs. An image that cannot be read or decoded is reported with its name and
 //! skipped; the others are still predicted and written, and the exit status is 1 at the
 //! end when any image failed (listing them). See `--help`.
 use edgedistill::data::Coco;
 use edgedistill::data::image::load_rgb;
 use edgedistill::data::progress::Progress;
+use edgedistill::engine::runtime::load_detector;
 use edgedistill::eval::ResultRecord;
 use edgedistill::eval::plot::overlay_png::draw_prediction;
 use edgedistill::eval::results_write::{prediction_records, write_results};
-use edgedistill::models::yolov8::Predictor;
+use edgedistill::models::yolov8::postprocess::Binarize;
 use edgedistill::models::yolov8::postprocess::NmsConfig;
 use edgedistill::{Error, Result};
 use image::RgbImage;
@@ -21,7 +22,7 @@ const USAGE: &str = "usage: ed-predict --model DIR_OR_FILE --source IMG_OR_DIR [
                   [--coco GT.json]
 
 Predicts every image of --source (a file, or a directory's png/jpg/jpeg/bmp files sorted by
-name) with the model file (or run directory) and writes OUT/predictions.json as COCO results
+name) with the model file, run directory or engine file (ed-export) and writes OUT/predictions.json as COCO results
 (default OUT: predict/ in the current directory). image_id comes from --coco (matched by
 file_name, or by its last path component) when given, else it is the image's 0-based index
 in sorted order. --save-overlay also writes OUT/overlays/<name>.png with boxes, labels and
@@ -141,7 +142,8 @@ fn coco_ids(path: &Path) -> Result<HashMap<String, u64>> {
 }
 
 fn run(args: &Args) -> Result<usize> {
-    let predictor = Predictor::load(&args.model)?.with_nms(args.nms.clone());
+    let mut predictor = load_detector(&args.model)?;
+    predictor.configure(args.nms.clone(), Binarize::Half);
     let files = list_images(&args.source)?;
     if files.is_empty() {
         return Err(Error::msg(format!(
@@ -191,12 +193,16 @@ fn run(args: &Args) -> Result<usize> {
             continue;
         }
         let imgs: Vec<RgbImage> = batch.iter().map(|b| b.2.clone()).collect();
-        let preds = predictor.predict_batch(&imgs)?;
+        let preds = predictor.detect(&imgs)?;
         for ((_, path, mut img, id), pred) in batch.into_iter().zip(preds) {
             ndet += pred.scores.len();
-            records.extend(prediction_records(&pred, id, predictor.category_ids())?);
+            records.extend(prediction_records(
+                &pred,
+                id,
+                predictor.class_category_ids(),
+            )?);
             if args.overlay {
-                draw_prediction(&mut img, &pred, predictor.names());
+                draw_prediction(&mut img, &pred, predictor.class_names());
                 let stem = path
                     .file_stem()
                     .map_or("image".into(), |s| s.to_string_lossy().into_owned());

@@ -188,7 +188,7 @@ mod tests {
 /// `predictor`, `batch` images at a time, as COCO result records; progress on stderr. An
 /// image that is missing or does not decode stops it, naming `gt_name`, the id and the file.
 pub fn predict_coco(
-    predictor: &crate::models::yolov8::Predictor,
+    predictor: &dyn crate::models::yolov8::Detector,
     gt: &crate::data::Coco,
     gt_name: &str,
     images_dir: &Path,
@@ -207,9 +207,13 @@ pub fn predict_coco(
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let preds = predictor.predict_batch(&imgs)?;
+        let preds = predictor.detect(&imgs)?;
         for (im, pred) in chunk.iter().zip(&preds) {
-            records.extend(prediction_records(pred, im.id, predictor.category_ids())?);
+            records.extend(prediction_records(
+                pred,
+                im.id,
+                predictor.class_category_ids(),
+            )?);
         }
         progress.inc(chunk.len() as u64);
     }

@@ -1,5 +1,6 @@
 //! Reading and writing weights: safetensors, state dicts with the reference's names.
 pub mod atomic;
+pub mod checksum;
 pub mod safetensors;
 pub mod state_dict;
 

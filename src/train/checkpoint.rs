@@ -9,6 +9,7 @@ use super::config::TrainConfig;
 use super::early_stop::EarlyStopping;
 use crate::io::StateDict;
 use crate::io::atomic::write_atomic;
+use crate::io::checksum::fnv1a64 as fnv1a;
 use crate::io::safetensors::{Safetensors, to_safetensors_bytes};
 use crate::nn::{Module, load_state_dict, state_dict_of};
 use crate::optim::{GroupKind, LossScaler, ModelEma, Optimizer, ParamState};
@@ -56,13 +57,6 @@ pub struct TrainState {
     pub tloss: Vec<(String, f64)>,
     pub last_metrics: Vec<(String, f64)>,
     pub config: TrainConfig,
-}
-
-/// FNV-1a 64 over bytes (a corruption check, not a cryptographic hash).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 /// The data section of a safetensors byte buffer (after the header).

@@ -88,3 +88,23 @@ pub fn shared_or_skip(name: &str) -> Option<std::path::PathBuf> {
     }
     found
 }
+
+/// The Python of `$EDGEDISTILL_PYTHON` (default `python3`) if it imports every module in
+/// `modules`; else `None` with a SKIP line, or a failure under `CI=true`.
+pub fn python_with(modules: &[&str]) -> Option<String> {
+    let py = std::env::var("EDGEDISTILL_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&py)
+        .arg("-c")
+        .arg(format!("import {}", modules.join(", ")))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "{py} cannot import {modules:?} (set EDGEDISTILL_PYTHON)"
+        );
+        eprintln!("SKIP: {py} cannot import {modules:?} (set EDGEDISTILL_PYTHON)");
+        return None;
+    }
+    Some(py)
+}

@@ -71,9 +71,27 @@ def yolo_case(a):
     return res
 
 
+def engine_case(a):
+    """onnxruntime (CPU, a.threads intra-op threads, all graph optimisations) on our ONNX;
+    saves its outputs so ed-bench can compare them with the engine's."""
+    import numpy as np
+    import onnxruntime as ort
+    from safetensors.numpy import load_file, save_file
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = a.threads
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(a.onnx, so, providers=["CPUExecutionProvider"])
+    feeds = {"images": load_file(a.input)["images"]}
+    names = [o.name for o in sess.get_outputs()]
+    outs = sess.run(names, feeds)
+    save_file({n: np.ascontiguousarray(o) for n, o in zip(names, outs)}, a.out)
+    return {"ort_fp32_yolov8n_seg_640": timeit(lambda: sess.run(names, feeds), a.iters), "onnxruntime_version": ort.__version__}
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=["matmul", "conv", "conv-train", "mask-iou", "attention", "lora", "cocoeval-segm", "yolo-forward", "yolo-train"])
+    ap.add_argument("case", choices=["matmul", "conv", "conv-train", "mask-iou", "attention", "lora", "cocoeval-segm", "yolo-forward", "yolo-train", "engine"])
     ap.add_argument("--weights", help="yolo-*: safetensors state dict (ultralytics names) written by ed-bench")
     ap.add_argument("--config", help="yolo-*: the model config JSON (ultralytics yaml as a dict)")
     ap.add_argument("--imgsz", type=int, default=640)
@@ -81,6 +99,9 @@ def main():
     ap.add_argument("--masks", help="mask-iou: safetensors file with u8 pred [N,H,W], gt [M,H,W], crowd [M]")
     ap.add_argument("--gt", help="cocoeval-segm: COCO ground-truth JSON")
     ap.add_argument("--dt", help="cocoeval-segm: COCO results JSON")
+    ap.add_argument("--onnx", help="engine: our ONNX model")
+    ap.add_argument("--input", help="engine: safetensors with the input `images`")
+    ap.add_argument("--out", help="engine: where to save onnxruntime's outputs (safetensors)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=20)
     a = ap.parse_args()
@@ -138,6 +159,8 @@ def main():
         out["torch_version"] = torch.__version__
     elif a.case in ("yolo-forward", "yolo-train"):
         out.update(yolo_case(a))
+    elif a.case == "engine":
+        out.update(engine_case(a))
     elif a.case == "cocoeval-segm":
         import contextlib
         import io

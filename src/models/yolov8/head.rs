@@ -194,19 +194,7 @@ impl Head {
         sizes: &[(usize, usize)],
         strides: &[f32],
     ) -> Result<Tensor> {
-        let (b, a) = (out.boxes.dims()[0], out.boxes.dims()[2]);
-        let dist = match &self.dfl {
-            Some(dfl) => {
-                let r = self.reg_max;
-                let p = out.boxes.reshape([b, 4, r, a])?.softmax(2)?;
-                let w = dfl.conv.weight.reshape([1, 1, r, 1])?;
-                p.mul(&w)?.sum(&[2], false)?
-            }
-            None => out.boxes.clone(),
-        };
-        let (anchors, stride_t) = make_anchors(sizes, strides, 0.5)?;
-        let anchors = anchors.t()?.unsqueeze(0)?;
-        let dbox = dist2bbox(&dist, &anchors, true, 1)?.mul(&stride_t.t()?)?;
+        let dbox = decode_boxes(&out.boxes, self.reg_max, sizes, strides)?;
         let cls = out.scores.sigmoid()?;
         let mut parts = vec![&dbox, &cls];
         if let Some(mc) = &out.mask_coefficient {
@@ -240,6 +228,30 @@ impl Head {
             cv4: self.cv4.as_ref().map(fuse_list).transpose()?,
         })
     }
+}
+
+/// The box part of `Detect._inference`: `[B, 4·reg_max, A]` distributions → DFL
+/// expectation (softmax over the bins · 0..reg_max; `reg_max` 1: the distances themselves)
+/// → dist2bbox (xywh) around the anchors of levels `sizes` → × stride: `[B, 4, A]` pixels.
+pub fn decode_boxes(
+    boxes: &Tensor,
+    reg_max: usize,
+    sizes: &[(usize, usize)],
+    strides: &[f32],
+) -> Result<Tensor> {
+    let (b, a) = (boxes.dims()[0], boxes.dims()[2]);
+    let dist = if reg_max > 1 {
+        let r = reg_max;
+        let p = boxes.reshape([b, 4, r, a])?.softmax(2)?;
+        // The DFL conv's fixed weights 0..reg_max.
+        let w = Tensor::from_vec((0..r).map(|i| i as f32).collect::<Vec<_>>(), [1, 1, r, 1])?;
+        p.mul(&w)?.sum(&[2], false)?
+    } else {
+        boxes.clone()
+    };
+    let (anchors, stride_t) = make_anchors(sizes, strides, 0.5)?;
+    let anchors = anchors.t()?.unsqueeze(0)?;
+    dist2bbox(&dist, &anchors, true, 1)?.mul(&stride_t.t()?)
 }
 
 impl Module for Head {

@@ -15,4 +15,4 @@ pub use config::YoloConfig;
 pub use loss::{LossGains, compute_loss, head_maps};
 pub use model::{EvalOutput, TrainOutput, YoloModel};
 pub use model_file::{ModelMeta, load_model, save_model};
-pub use predictor::Predictor;
+pub use predictor::{Detector, Predictor};

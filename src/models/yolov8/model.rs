@@ -186,6 +186,10 @@ impl YoloModel {
     pub fn strides(&self) -> &[f32] {
         &self.strides
     }
+    /// Where layer `i` reads from (`None` = the image), as ultralytics' `f` resolved.
+    pub fn layer_inputs(&self, i: usize) -> &[Option<usize>] {
+        self.from.get(i).map_or(&[], |f| f.as_slice())
+    }
 
     fn head(&self) -> Result<&Head> {
         match self.model.0.last() {

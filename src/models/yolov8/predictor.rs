@@ -109,14 +109,7 @@ impl Predictor {
         if imgs.is_empty() {
             return Ok(Vec::new());
         }
-        let (inputs, placements): (Vec<Tensor>, Vec<Placement>) = imgs
-            .iter()
-            .map(|im| self.preprocess(im))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .unzip();
-        let refs: Vec<&Tensor> = inputs.iter().collect();
-        let batch = Tensor::stack(&refs, 0)?;
+        let (batch, placements) = letterbox_batch(imgs, self.meta.imgsz)?;
         self.predict_tensor(&batch, &placements)
     }
 
@@ -128,22 +121,97 @@ impl Predictor {
     ) -> Result<Vec<Prediction>> {
         let out = self.model.forward_eval(batch)?;
         let nc = self.model.nc();
-        match &out.proto {
-            Some(proto) => predict_segment(&out.pred, proto, nc, &self.nms, placements, self.rule),
-            None => {
-                let dets = non_max_suppression(&out.pred, nc, &self.nms)?;
-                if dets.len() != placements.len() {
-                    return Err(Error::msg(format!(
-                        "predictor: {} images in the output, {} placements",
-                        dets.len(),
-                        placements.len()
-                    )));
-                }
-                dets.iter()
-                    .zip(placements)
-                    .map(|(d, p)| to_original(d, &[], p, self.rule))
-                    .collect()
+        postprocess(
+            &out.pred,
+            out.proto.as_ref(),
+            nc,
+            &self.nms,
+            placements,
+            self.rule,
+        )
+    }
+}
+
+/// Images letterboxed to `imgsz` (ultralytics' predictor, `auto=False`) and stacked into
+/// one `[B, 3, imgsz, imgsz]` input, with each image's placement.
+pub fn letterbox_batch(imgs: &[RgbImage], imgsz: u32) -> Result<(Tensor, Vec<Placement>)> {
+    let (inputs, placements): (Vec<Tensor>, Vec<Placement>) = imgs
+        .iter()
+        .map(|im| {
+            let p = Letterbox { size: imgsz }.apply(im)?;
+            Ok((p.pixel_values, p.placement))
+        })
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .unzip();
+    let refs: Vec<&Tensor> = inputs.iter().collect();
+    Ok((Tensor::stack(&refs, 0)?, placements))
+}
+
+/// The student's postprocess on its raw outputs: NMS, masks from `proto` when present
+/// (seg), everything mapped back to each image through its placement.
+pub fn postprocess(
+    pred: &Tensor,
+    proto: Option<&Tensor>,
+    nc: usize,
+    nms: &NmsConfig,
+    placements: &[Placement],
+    rule: Binarize,
+) -> Result<Vec<Prediction>> {
+    match proto {
+        Some(proto) => predict_segment(pred, proto, nc, nms, placements, rule),
+        None => {
+            let dets = non_max_suppression(pred, nc, nms)?;
+            if dets.len() != placements.len() {
+                return Err(Error::msg(format!(
+                    "predictor: {} images in the output, {} placements",
+                    dets.len(),
+                    placements.len()
+                )));
             }
+            dets.iter()
+                .zip(placements)
+                .map(|(d, p)| to_original(d, &[], p, rule))
+                .collect()
         }
+    }
+}
+
+/// What `ed-predict`, `ed-eval` and `ed-bench` need of a predictor: a model file
+/// ([`Predictor`]) or an engine (`engine::Engine`).
+pub trait Detector: Send + Sync {
+    /// Detections of each image, in its own pixels.
+    fn detect(&self, imgs: &[RgbImage]) -> Result<Vec<Prediction>>;
+    /// Class names, index = class id.
+    fn class_names(&self) -> &[String];
+    /// COCO category id of each class.
+    fn class_category_ids(&self) -> &[u64];
+    /// Whether detections carry masks.
+    fn has_masks(&self) -> bool;
+    /// Square input side.
+    fn input_size(&self) -> u32;
+    /// Set NMS settings and the mask binarisation rule.
+    fn configure(&mut self, nms: NmsConfig, rule: Binarize);
+}
+
+impl Detector for Predictor {
+    fn detect(&self, imgs: &[RgbImage]) -> Result<Vec<Prediction>> {
+        self.predict_batch(imgs)
+    }
+    fn class_names(&self) -> &[String] {
+        self.names()
+    }
+    fn class_category_ids(&self) -> &[u64] {
+        self.category_ids()
+    }
+    fn has_masks(&self) -> bool {
+        self.is_seg()
+    }
+    fn input_size(&self) -> u32 {
+        self.meta.imgsz
+    }
+    fn configure(&mut self, nms: NmsConfig, rule: Binarize) {
+        self.nms = nms;
+        self.rule = rule;
     }
 }

@@ -127,7 +127,7 @@ impl Module for Proto {
 }
 
 /// `[planes, k, k, h, w]` → `[planes, h·k, w·k]`: out[p, y·k+i, x·k+j] = in[p, i, j, y, x].
-fn depth_to_space(s: &[f32], planes: usize, k: usize, h: usize, w: usize) -> Vec<f32> {
+pub(crate) fn depth_to_space(s: &[f32], planes: usize, k: usize, h: usize, w: usize) -> Vec<f32> {
     use rayon::prelude::*;
     let (hw, ow) = (h * w, w * k);
     let mut out = vec![0f32; s.len()];

@@ -1,0 +1,92 @@
+//! `ed-bench engine`: our fp32 engine against onnxruntime running our fp32 ONNX of the
+//! same capture — YOLOv8n-seg (random weights, seed 0, 80 classes), 640², batch 1 — timed
+//! in the same run on the same input. The outputs are compared too (max |ours − ORT| over
+//! `pred` and `proto`, and relative to max(1, |ORT|)), so the timing is of equal work.
+use super::{Args, reference_with, report, time};
+use edgedistill::engine::format::{EngineMeta, ModelInfo, PostprocessSpec, write_engine};
+use edgedistill::engine::onnx::{OnnxOptions, write_onnx};
+use edgedistill::engine::{Engine, capture_yolo};
+use edgedistill::io::{Safetensors, save_safetensors};
+use edgedistill::models::yolov8::{YoloConfig, YoloModel};
+use edgedistill::tensor::Rng;
+use edgedistill::{Error, Result, Tensor};
+
+pub fn engine_case(a: &Args) -> Result<()> {
+    let cfg = YoloConfig::yolov8('n', 80, true)?;
+    let model = YoloModel::new(&cfg, &mut Rng::new(0))?;
+    let dir = std::env::temp_dir().join(format!("ed-bench-engine-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::msg(e.to_string()))?;
+    let graph = capture_yolo(&model, 640)?;
+    let meta = EngineMeta {
+        model: ModelInfo {
+            family: "yolov8".into(),
+            task: "segment".into(),
+            nc: 80,
+            nm: model.nm(),
+            reg_max: model.reg_max(),
+            config: cfg.raw.clone(),
+        },
+        names: (0..80).map(|i| format!("class{i}")).collect(),
+        category_ids: (1..=80).collect(),
+        postprocess: PostprocessSpec {
+            conf: 0.25,
+            iou: 0.7,
+            max_det: 300,
+            mask_threshold: 0.5,
+        },
+    };
+    let (epath, opath) = (dir.join("model_fp32.engine"), dir.join("model.onnx"));
+    let size = write_engine(&epath, &graph, &meta)?;
+    write_onnx(&opath, &graph, &OnnxOptions::default())?;
+    println!(
+        "engine {:.2} MB, onnx {:.2} MB",
+        size as f64 / 1e6,
+        std::fs::metadata(&opath).map_or(0, |m| m.len()) as f64 / 1e6
+    );
+    let engine = Engine::load(&epath)?;
+    let x = Tensor::rand([1, 3, 640, 640], 0.0, 1.0, &mut Rng::new(1));
+    let ours = time("ours fp32 engine yolov8n-seg 640", a.iters, || {
+        engine.forward(&x).map(|_| ())
+    })?;
+    let outs = engine.forward(&x)?;
+    let (ipath, rpath) = (
+        dir.join("input.safetensors"),
+        dir.join("ort_out.safetensors"),
+    );
+    save_safetensors(&ipath, &[("images".to_string(), x.clone())], None)?;
+    let (o, i, r) = (
+        opath.display().to_string(),
+        ipath.display().to_string(),
+        rpath.display().to_string(),
+    );
+    let refs = reference_with(a, &["--onnx", &o, "--input", &i, "--out", &r]);
+    if refs.is_some() {
+        let f = Safetensors::open(&rpath)?;
+        for (name, ours_t) in ["pred", "proto"].iter().zip(&outs) {
+            let theirs = f.tensor(name)?.to_vec_f32()?;
+            let mine = ours_t.to_vec_f32()?;
+            if theirs.len() != mine.len() {
+                return Err(Error::msg(format!(
+                    "{name}: {} values from ORT, {} ours",
+                    theirs.len(),
+                    mine.len()
+                )));
+            }
+            let (mut abs, mut rel) = (0f32, 0f32);
+            for (m, t) in mine.iter().zip(&theirs) {
+                let d = (m - t).abs();
+                abs = abs.max(d);
+                rel = rel.max(d / t.abs().max(1.0));
+            }
+            println!("{name:<6} vs onnxruntime: max abs {abs:.3e}, max abs/max(1,|ort|) {rel:.3e}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    report(
+        "ours_engine_fp32_yolov8n_seg_640",
+        ours,
+        &refs,
+        &["ort_fp32_yolov8n_seg_640"],
+    );
+    Ok(())
+}
