@@ -29,6 +29,7 @@ pub mod loss;
 pub mod models;
 pub mod nn;
 pub mod optim;
+pub mod quant;
 pub mod tensor;
 pub mod train;
 

@@ -15,6 +15,7 @@ pub mod int8_gemm;
 pub mod mask_iou;
 pub mod math;
 pub mod norm;
+pub mod qconv;
 pub mod pool;
 pub mod reduce;
 pub mod softmax;
