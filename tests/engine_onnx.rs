@@ -22,13 +22,9 @@ impl Build {
     fn weight(&mut self, name: &str, shape: &[usize]) -> Tensor {
         let t = Tensor::randn(shape.to_vec(), 0.0, 0.5, &mut self.rng);
         let data = t.to_vec_f32().unwrap();
-        self.g.weights.push((
-            name.into(),
-            Weight {
-                shape: shape.to_vec(),
-                data,
-            },
-        ));
+        self.g
+            .weights
+            .push((name.into(), Weight::f32(shape.to_vec(), data)));
         self.w.insert(name.into(), t.clone());
         t
     }

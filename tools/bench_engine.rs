@@ -2,12 +2,17 @@
 //! same capture — YOLOv8n-seg (random weights, seed 0, 80 classes), 640², batch 1 — timed
 //! in the same run on the same input. The outputs are compared too (max |ours − ORT| over
 //! `pred` and `proto`, and relative to max(1, |ORT|)), so the timing is of equal work.
+//! The INT8 engine of the same graph (entropy calibration on 8 random images, the default
+//! layers kept in f32) is timed in the same run against the same ORT fp32 figure.
 use super::{Args, reference_with, report, time};
+use edgedistill::engine::exec::run_observed;
 use edgedistill::engine::format::{EngineMeta, ModelInfo, PostprocessSpec, write_engine};
 use edgedistill::engine::onnx::{OnnxOptions, write_onnx};
+use edgedistill::engine::quantize::{QuantOptions, calibrated_values, quantize_graph};
 use edgedistill::engine::{Engine, capture_yolo};
 use edgedistill::io::{Safetensors, save_safetensors};
 use edgedistill::models::yolov8::{YoloConfig, YoloModel};
+use edgedistill::quant::{Collector, Method};
 use edgedistill::tensor::Rng;
 use edgedistill::{Error, Result, Tensor};
 
@@ -49,6 +54,15 @@ pub fn engine_case(a: &Args) -> Result<()> {
         engine.forward(&x).map(|_| ())
     })?;
     let outs = engine.forward(&x)?;
+    let (int8, int8_size) = int8_engine(&graph, &meta, &dir.join("model_int8.engine"))?;
+    println!(
+        "int8 engine {:.2} MB ({:.3}x fp32)",
+        int8_size as f64 / 1e6,
+        int8_size as f64 / size as f64
+    );
+    let ours_int8 = time("ours int8 engine yolov8n-seg 640", a.iters, || {
+        int8.forward(&x).map(|_| ())
+    })?;
     let (ipath, rpath) = (
         dir.join("input.safetensors"),
         dir.join("ort_out.safetensors"),
@@ -88,5 +102,37 @@ pub fn engine_case(a: &Args) -> Result<()> {
         &refs,
         &["ort_fp32_yolov8n_seg_640"],
     );
+    report(
+        "ours_engine_int8_yolov8n_seg_640",
+        ours_int8,
+        &refs,
+        &["ort_fp32_yolov8n_seg_640"],
+    );
     Ok(())
+}
+
+/// Calibrate `graph` (entropy, 8 random images) and write its INT8 engine to `path`.
+fn int8_engine(
+    graph: &edgedistill::engine::graph::Graph,
+    meta: &EngineMeta,
+    path: &std::path::Path,
+) -> Result<(Engine, u64)> {
+    let opts = QuantOptions::default();
+    let wanted: std::collections::HashSet<String> =
+        calibrated_values(graph, &opts).into_iter().collect();
+    let mut col = Collector::default();
+    let mut rng = Rng::new(2);
+    for _ in 0..8 {
+        let x = Tensor::rand([1, 3, 640, 640], 0.0, 1.0, &mut rng);
+        run_observed(graph, graph, &x, &mut |name, t| {
+            if wanted.contains(name) {
+                t.with_slice(|s: &[f32]| col.observe(name, s))??;
+            }
+            Ok(())
+        })?;
+    }
+    let cache = col.finish(8, "random", Method::Entropy)?;
+    let (q, _) = quantize_graph(graph, &|v| cache.amax(v, Method::Entropy), &opts)?;
+    let size = write_engine(path, &q, meta)?;
+    Ok((Engine::load(path)?, size))
 }

@@ -3,8 +3,9 @@
 //! generate a synthetic instance-segmentation dataset (shape classes, varied colours and
 //! sizes, rotation, occlusion, textured backgrounds; COCO polygons of the visible parts)
 //! → validate it → train the YOLOv8-seg student → evaluate it on the validation split →
-//! predict. Prints the figures and writes them to DIR/summary.json. It grows as teachers,
-//! distillation and export land.
+//! predict → calibrate INT8 → export the fp32/INT8 engines and ONNX → evaluate the engines.
+//! Prints the figures and writes them to DIR/summary.json. It grows as the teachers and
+//! distillation land.
 //!
 //!   ed-demo [--out DIR] [--epochs N] [--seed S] [--train N] [--val N] [--imgsz S]
 //!           [--batch B] [--scale n|s] [--threads N]
@@ -13,13 +14,17 @@ use edgedistill::data::augment::{Environment, plan};
 use edgedistill::data::image::load_rgb;
 use edgedistill::data::synth::{SynthConfig, generate};
 use edgedistill::data::validate::{ValidateOptions, validate};
+use edgedistill::engine::Engine;
+use edgedistill::engine::calibrate::{CalibOptions, calibrate};
+use edgedistill::engine::export::{ExportOptions, Precision, export};
 use edgedistill::eval::cocoeval::{IouType, evaluate};
 use edgedistill::eval::plot::overlay_png::draw_prediction;
 use edgedistill::eval::results::Results;
-use edgedistill::eval::{predict_coco, write_results};
+use edgedistill::eval::{evaluate_detector, predict_coco, write_results};
 use edgedistill::models::yolov8::postprocess::{Binarize, NmsConfig};
 use edgedistill::models::yolov8::{LossGains, Predictor};
 use edgedistill::optim::OptimizerKind;
+use edgedistill::quant::Method;
 use edgedistill::train::student::{StudentOptions, train_student, write_json};
 use edgedistill::train::{TrainConfig, install_signal_handlers};
 use edgedistill::{Error, Result};
@@ -126,7 +131,7 @@ fn run(a: &Args) -> Result<()> {
     let data = a.out.join("data");
 
     println!(
-        "[1/5] generating {} train + {} val images ({}²) into {}",
+        "[1/7] generating {} train + {} val images ({}²) into {}",
         a.train,
         a.val,
         a.imgsz,
@@ -145,7 +150,7 @@ fn run(a: &Args) -> Result<()> {
     )?;
     let t_generate = secs(t);
 
-    println!("[2/5] validating");
+    println!("[2/7] validating");
     let t = Instant::now();
     let mut val_reports = Vec::new();
     for p in [&synth.train_json, &synth.val_json] {
@@ -179,7 +184,7 @@ fn run(a: &Args) -> Result<()> {
     let t_validate = secs(t);
 
     println!(
-        "[3/5] training YOLOv8{}-seg for {} epochs at {} px (progress on stderr)",
+        "[3/7] training YOLOv8{}-seg for {} epochs at {} px (progress on stderr)",
         a.scale, a.epochs, a.imgsz
     );
     let t = Instant::now();
@@ -215,7 +220,7 @@ fn run(a: &Args) -> Result<()> {
     println!("{}", student.summary_text());
 
     println!(
-        "[4/5] evaluating the model file on the validation split (COCOeval, pycocotools-exact)"
+        "[4/7] evaluating the model file on the validation split (COCOeval, pycocotools-exact)"
     );
     let t = Instant::now();
     let coco_val = Coco::read_strict(&synth.val_json)?;
@@ -247,7 +252,7 @@ fn run(a: &Args) -> Result<()> {
     }
     let t_eval = secs(t);
 
-    println!("[5/5] predicting the first validation images with overlays");
+    println!("[5/7] predicting the first validation images with overlays");
     let t = Instant::now();
     let pred_dir = a.out.join("predict");
     std::fs::create_dir_all(&pred_dir).map_err(|source| Error::Io {
@@ -270,6 +275,10 @@ fn run(a: &Args) -> Result<()> {
     let t_predict = secs(t);
     println!("      {shown} objects drawn in {}", pred_dir.display());
 
+    let t = Instant::now();
+    let optimized = optimize(a, &synth, &student.model_path, &coco_stats)?;
+    let t_optimize = secs(t);
+
     let ev = &student.val;
     let mut figures = serde_json::Map::new();
     for (tag, m) in [("box", Some(&ev.boxes)), ("mask", ev.masks.as_ref())] {
@@ -290,7 +299,8 @@ fn run(a: &Args) -> Result<()> {
             "val": figures,
             "val_cocoeval": coco_stats,
         },
-        "seconds": {"generate": t_generate, "validate": t_validate, "train": t_train, "evaluate": t_eval, "predict": t_predict, "total": secs(t_all)},
+        "optimized": optimized,
+        "seconds": {"generate": t_generate, "validate": t_validate, "train": t_train, "evaluate": t_eval, "predict": t_predict, "optimize": t_optimize, "total": secs(t_all)},
         "settings": {"epochs": a.epochs, "batch": a.batch, "scale": a.scale.to_string(), "seed": a.seed, "threads": a.threads},
     });
     write_json(&a.out.join("summary.json"), &summary)?;
@@ -308,4 +318,117 @@ fn run(a: &Args) -> Result<()> {
         Path::new(&a.out).join("student/results.csv").display()
     );
     Ok(())
+}
+
+/// Steps 6 and 7: calibrate on the training split, export the fp32 and INT8 engines and the
+/// ONNX models into DIR/optimized, and evaluate each engine on the validation split the way
+/// the model file was (COCOeval). The INT8 engine uses the entropy calibrator; the other two
+/// calibrators get an engine each under optimized/calibrators/ for comparison.
+fn optimize(
+    a: &Args,
+    synth: &edgedistill::data::synth::SynthOutput,
+    model: &Path,
+    model_stats: &serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Value> {
+    let out = a.out.join("optimized");
+    let cache = out.join("calib_cache.json");
+    println!("[6/7] calibrating INT8 on up to 512 training images, exporting engines and ONNX");
+    let t = Instant::now();
+    let c = calibrate(
+        model,
+        &synth.train_json,
+        &synth.images_dir,
+        &CalibOptions::default(),
+    )?;
+    std::fs::create_dir_all(&out).map_err(|source| Error::Io {
+        path: out.clone(),
+        source,
+    })?;
+    c.write(&cache)?;
+    let t_calib = secs(t);
+    println!(
+        "      {} tensors from {} images in {t_calib:.1} s -> {}",
+        c.tensors.len(),
+        c.num_images,
+        cache.display()
+    );
+    let fp32 = export(model, &out, &ExportOptions::default())?;
+    let int8_opts = |method| ExportOptions {
+        precision: Precision::Int8,
+        calib: Some(cache.clone()),
+        method: Some(method),
+        ..ExportOptions::default()
+    };
+    let int8 = export(model, &out, &int8_opts(Method::Entropy))?;
+    let (Some(e32), Some(e8)) = (&fp32.engine, &int8.engine) else {
+        return Err(Error::msg("export wrote no engine"));
+    };
+    println!(
+        "      {} ({:.2} MB), {} ({:.2} MB, {:.3}x), {} INT8 convs, {} kept in f32",
+        e32.path.display(),
+        e32.bytes as f64 / 1e6,
+        e8.path.display(),
+        e8.bytes as f64 / 1e6,
+        e8.bytes as f64 / e32.bytes as f64,
+        int8.int8.as_ref().map_or(0, |q| q.layers.int8_layers.len()),
+        int8.int8.as_ref().map_or(0, |q| q.layers.fp32_layers.len()),
+    );
+
+    println!("[7/7] evaluating the engines on the validation split (COCOeval)");
+    let gt = Coco::read_strict(&synth.val_json)?;
+    let name = synth.val_json.display().to_string();
+    let eval = |engine: &Path, dir: &str| -> Result<edgedistill::eval::CocoFigures> {
+        let mut e = Engine::load(engine)?;
+        Ok(evaluate_detector(&mut e, &gt, &name, &synth.images_dir, &out.join(dir))?.0)
+    };
+    let mut engines = serde_json::Map::new();
+    let base = model_stats.get("segm_AP50").and_then(|v| v.as_f64());
+    let row = |label: &str, f: &edgedistill::eval::CocoFigures| {
+        let delta = f.segm_ap50.zip(base).map(|(x, b)| (x - b) * 100.0);
+        println!(
+            "      {label:<24} mask AP50 {:.4} ({}), box AP50 {:.4}",
+            f.segm_ap50.unwrap_or(f64::NAN),
+            delta.map_or("-".into(), |d| format!("{d:+.2} points vs the model file")),
+            f.bbox_ap50
+        );
+        json!({"figures": f, "mask_ap50_delta_points": delta})
+    };
+    let f32f = eval(&e32.path, "eval_fp32")?;
+    engines.insert("fp32".into(), row("fp32 engine", &f32f));
+    let f8 = eval(&e8.path, "eval_int8")?;
+    engines.insert("int8_entropy".into(), row("int8 engine (entropy)", &f8));
+    for m in [Method::Percentile(99.99), Method::MinMax] {
+        let dir = out
+            .join("calibrators")
+            .join(m.to_string().replace([':', '.'], "_"));
+        let mut o = int8_opts(m);
+        o.onnx = false;
+        let s = export(model, &dir, &o)?;
+        let p = s
+            .engine
+            .map(|e| e.path)
+            .ok_or_else(|| Error::msg("no engine"))?;
+        let f = eval(
+            &p,
+            &format!("eval_int8_{}", m.to_string().replace([':', '.'], "_")),
+        )?;
+        engines.insert(format!("int8_{m}"), row(&format!("int8 engine ({m})"), &f));
+    }
+    let file = |f: &Option<edgedistill::engine::export::ExportedFile>| {
+        f.as_ref()
+            .map(|f| json!({"path": f.path, "bytes": f.bytes}))
+    };
+    Ok(json!({
+        "dir": out,
+        "calib_cache": cache,
+        "calib_images": c.num_images,
+        "fp32_engine": file(&fp32.engine),
+        "int8_engine": file(&int8.engine),
+        "int8_size_ratio": e8.bytes as f64 / e32.bytes as f64,
+        "onnx": file(&fp32.onnx),
+        "onnx_int8": file(&int8.onnx_int8),
+        "int8_layers": int8.int8.as_ref().map(|q| &q.layers),
+        "val": engines,
+        "seconds_calibrate": t_calib,
+    }))
 }

@@ -30,7 +30,7 @@ pub fn capture_yolo(model: &YoloModel, imgsz: usize) -> Result<Graph> {
         &fused
     };
     let smax = m.strides().iter().copied().fold(1.0f32, f32::max) as usize;
-    if imgsz == 0 || smax == 0 || imgsz % smax != 0 {
+    if imgsz == 0 || smax == 0 || !imgsz.is_multiple_of(smax) {
         return Err(Error::msg(format!(
             "capture: input size {imgsz} is not a positive multiple of the largest stride {smax}"
         )));
@@ -93,10 +93,7 @@ impl Builder {
     }
 
     fn weight(&mut self, name: String, t: &Tensor) -> Result<String> {
-        let w = Weight {
-            shape: t.dims().to_vec(),
-            data: t.to_vec_f32()?,
-        };
+        let w = Weight::f32(t.dims().to_vec(), t.to_vec_f32()?);
         self.g.weights.push((name.clone(), w));
         Ok(name)
     }

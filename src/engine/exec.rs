@@ -5,26 +5,58 @@
 //! `YoloModel::forward_eval` of the fused model bit for bit.
 use super::graph::{Act, Graph, Node, Op};
 use crate::backend::cpu::conv::{ConvGeom, conv2d_forward};
+use crate::backend::cpu::int8_gemm::Activation;
+use crate::backend::cpu::qconv::{QConvWeights, qconv2d_forward, qconv2d_forward_packed};
 use crate::models::yolov8::head::decode_boxes;
 use crate::{Error, Result, Tensor};
 use std::collections::HashMap;
 
 /// Where a graph's constants live.
 pub trait Weights {
-    /// Shape and f32 values of constant `name`, or None when there is no such constant.
+    /// Whether `name` is a constant (of any dtype).
+    fn has(&self, name: &str) -> bool;
+    /// Shape and values of f32 constant `name`.
     fn get(&self, name: &str) -> Option<(&[usize], &[f32])>;
+    /// Shape and values of i8 constant `name`.
+    fn get_i8(&self, name: &str) -> Option<(&[usize], &[i8])>;
+    /// Where packed INT8 conv weights are kept between runs, keyed by the i8 weight's
+    /// name (None: pack inside every call, as the in-memory graph does).
+    fn qconv_cache(&self) -> Option<&QConvCache> {
+        None
+    }
 }
 
+/// INT8 conv weights in the kernels' layout, packed on a node's first run and reused.
+pub type QConvCache = std::sync::Mutex<HashMap<String, std::sync::Arc<QConvWeights>>>;
+
 impl Weights for Graph {
+    fn has(&self, name: &str) -> bool {
+        self.weight(name).is_some()
+    }
     fn get(&self, name: &str) -> Option<(&[usize], &[f32])> {
-        self.weight(name)
-            .map(|w| (w.shape.as_slice(), w.data.as_slice()))
+        let w = self.weight(name)?;
+        Some((w.shape.as_slice(), w.as_f32()?))
+    }
+    fn get_i8(&self, name: &str) -> Option<(&[usize], &[i8])> {
+        let w = self.weight(name)?;
+        Some((w.shape.as_slice(), w.as_i8()?))
     }
 }
 
 /// Run `graph` on `images` (`[N, 3, S, S]` f32, S the captured size) with constants from
 /// `weights`; the graph outputs in order.
 pub fn run(graph: &Graph, weights: &dyn Weights, images: &Tensor) -> Result<Vec<Tensor>> {
+    run_observed(graph, weights, images, &mut |_, _| Ok(()))
+}
+
+/// [`run`], calling `observe(name, value)` with the input and every value a node makes
+/// (calibration collects its statistics this way).
+pub fn run_observed(
+    graph: &Graph,
+    weights: &dyn Weights,
+    images: &Tensor,
+    observe: &mut dyn FnMut(&str, &Tensor) -> Result<()>,
+) -> Result<Vec<Tensor>> {
     let _g = crate::no_grad();
     let input = graph
         .input
@@ -48,11 +80,12 @@ pub fn run(graph: &Graph, weights: &dyn Weights, images: &Tensor) -> Result<Vec<
     let last_use = last_uses(graph);
     let mut values: HashMap<&str, Tensor> = HashMap::new();
     values.insert(&input.name, images.contiguous()?);
+    observe(&input.name, &values[input.name.as_str()])?;
     for (i, node) in graph.nodes.iter().enumerate() {
         let ins = node
             .inputs
             .iter()
-            .filter(|n| weights.get(n).is_none())
+            .filter(|n| !weights.has(n))
             .map(|n| {
                 values.get(n.as_str()).cloned().ok_or_else(|| {
                     Error::msg(format!("engine: node {:?} reads missing {n:?}", node.name))
@@ -68,6 +101,7 @@ pub fn run(graph: &Graph, weights: &dyn Weights, images: &Tensor) -> Result<Vec<
             }
         }
         for (name, t) in node.outputs.iter().zip(outs) {
+            observe(name, &t)?;
             values.insert(name, t);
         }
     }
@@ -103,7 +137,28 @@ fn weight<'a>(weights: &'a dyn Weights, node: &Node, k: usize) -> Result<(&'a [u
         .ok_or_else(|| Error::msg(format!("input {k} missing")))?;
     weights
         .get(name)
-        .ok_or_else(|| Error::msg(format!("{name:?} is not a constant")))
+        .ok_or_else(|| Error::msg(format!("{name:?} is not an f32 constant")))
+}
+
+fn weight_i8<'a>(
+    weights: &'a dyn Weights,
+    node: &Node,
+    k: usize,
+) -> Result<(&'a [usize], &'a [i8])> {
+    let name = node
+        .inputs
+        .get(k)
+        .ok_or_else(|| Error::msg(format!("input {k} missing")))?;
+    weights
+        .get_i8(name)
+        .ok_or_else(|| Error::msg(format!("{name:?} is not an i8 constant")))
+}
+
+fn act_code(a: Act) -> Activation {
+    match a {
+        Act::None => Activation::None,
+        Act::Silu => Activation::Silu,
+    }
 }
 
 fn one(ins: &[Tensor]) -> Result<&Tensor> {
@@ -140,6 +195,60 @@ fn run_node(node: &Node, ins: &[Tensor], weights: &dyn Weights) -> Result<Vec<Te
                 Act::Silu => crate::models::yolov8::blocks::silu(y)?,
                 Act::None => y,
             }
+        }
+        Op::QConv {
+            stride,
+            pad,
+            dilation,
+            groups,
+            act,
+            in_scale,
+        } => {
+            let (ws, w) = weight_i8(weights, node, 1)?;
+            let (_, w_scale) = weight(weights, node, 2)?;
+            let bias = if node.inputs.len() > 3 {
+                Some(weight(weights, node, 3)?.1)
+            } else {
+                None
+            };
+            let x = one(ins)?;
+            let g = conv_geom(
+                x,
+                ws,
+                bias.map(|b| b.len()),
+                *stride,
+                *pad,
+                *dilation,
+                *groups,
+            )?;
+            if w_scale.len() != g.o || !(in_scale.is_finite() && *in_scale > 0.0) {
+                return Err(Error::msg(format!(
+                    "{} weight scales for {} channels, input scale {in_scale}",
+                    w_scale.len(),
+                    g.o
+                )));
+            }
+            let y = match weights.qconv_cache() {
+                Some(cache) => {
+                    let name = &node.inputs[1];
+                    let packed = {
+                        let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+                        c.entry(name.clone())
+                            .or_insert_with(|| {
+                                let s = [ws[0], ws[1], ws[2], ws[3]];
+                                QConvWeights::pack(w, w_scale, bias, s, *groups).into()
+                            })
+                            .clone()
+                    };
+                    x.with_slice(|x: &[f32]| {
+                        qconv2d_forward_packed(x, *in_scale, &packed, act_code(*act), &g)
+                    })?
+                }
+                None => x.with_slice(|x: &[f32]| {
+                    qconv2d_forward(x, *in_scale, w, w_scale, bias, act_code(*act), &g)
+                })?,
+            };
+            Tensor::from_vec(y, [g.n, g.o, g.ho, g.wo])?
         }
         Op::DepthToSpace { block } => {
             let x = one(ins)?;
@@ -287,7 +396,7 @@ fn resolve_shape(dims: &[usize], shape: &[i64]) -> Result<Vec<usize>> {
     }
     let known: usize = out.iter().product();
     if let Some(i) = infer {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(Error::msg(format!("Reshape {dims:?} to {shape:?}")));
         }
         out[i] = total / known;

@@ -4,7 +4,7 @@
 //! so a corrupt or truncated file is an error, never a crash. Weights are used in place
 //! from the map.
 use super::exec::Weights;
-use super::graph::{Graph, Node, ValueInfo};
+use super::graph::{Graph, Node, Op, ValueInfo, WeightData};
 use super::shapes::infer_shapes;
 use crate::io::atomic::write_atomic;
 use crate::io::checksum::fnv1a64;
@@ -152,10 +152,14 @@ pub fn engine_bytes(graph: &Graph, meta: &EngineMeta) -> Result<Vec<u8>> {
     let mut tensors = Vec::with_capacity(graph.weights.len());
     let mut off = 0usize;
     for (name, w) in &graph.weights {
-        let nbytes = w.data.len() * 4;
+        let nbytes = w.len() * w.elem_size();
         tensors.push(TensorEntry {
             name: name.clone(),
-            dtype: "f32".into(),
+            dtype: match w.data {
+                WeightData::F32(_) => "f32",
+                WeightData::I8(_) => "i8",
+            }
+            .into(),
             shape: w.shape.clone(),
             offset: off as u64,
             nbytes: nbytes as u64,
@@ -165,15 +169,25 @@ pub fn engine_bytes(graph: &Graph, meta: &EngineMeta) -> Result<Vec<u8>> {
     let mut data = vec![0u8; off];
     for ((_, w), t) in graph.weights.iter().zip(&tensors) {
         let dst = &mut data[t.offset as usize..][..t.nbytes as usize];
-        for (d, v) in dst.chunks_exact_mut(4).zip(&w.data) {
-            d.copy_from_slice(&v.to_le_bytes());
+        match &w.data {
+            WeightData::F32(v) => {
+                for (d, v) in dst.chunks_exact_mut(4).zip(v) {
+                    d.copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            WeightData::I8(v) => dst.copy_from_slice(bytemuck::cast_slice(v)),
         }
     }
     let size = input.shape.last().copied().unwrap_or(0);
     let header = Header {
         format: FORMAT.into(),
         version: VERSION,
-        precision: "fp32".into(),
+        precision: if graph.nodes.iter().any(|n| matches!(n.op, Op::QConv { .. })) {
+            "int8"
+        } else {
+            "fp32"
+        }
+        .into(),
         model: meta.model.clone(),
         names: meta.names.clone(),
         category_ids: meta.category_ids.clone(),
@@ -250,6 +264,8 @@ pub struct EngineFile {
     header: Header,
     graph: Graph,
     table: HashMap<String, usize>,
+    /// INT8 conv weights repacked for the kernels on first use (the only weight copy).
+    qconv: super::exec::QConvCache,
 }
 
 impl EngineFile {
@@ -377,7 +393,9 @@ impl EngineFile {
             header,
             graph,
             table,
+            qconv: Default::default(),
         };
+        f.check_dtypes().map_err(|x| e("ops", x))?;
         f.graph
             .validate_with(&|n| f.table.contains_key(n))
             .and_then(|_| infer_shapes(&f.graph, &|n| f.entry(n).map(|t| t.shape.clone())))
@@ -387,6 +405,26 @@ impl EngineFile {
 
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// Conv constants are f32; a QConv's weight is i8 and its scales and bias f32.
+    fn check_dtypes(&self) -> std::result::Result<(), String> {
+        for n in &self.graph.nodes {
+            for (k, i) in n.inputs.iter().enumerate().skip(1) {
+                let want = match n.op {
+                    Op::QConv { .. } if k == 1 => "i8",
+                    Op::Conv { .. } | Op::QConv { .. } => "f32",
+                    _ => continue,
+                };
+                if let Some(t) = self.entry(i).filter(|t| t.dtype != want) {
+                    return Err(format!(
+                        "node {:?} input {i:?} is {}, needs {want}",
+                        n.name, t.dtype
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
     pub fn header(&self) -> &Header {
         &self.header
@@ -407,6 +445,22 @@ impl EngineFile {
 }
 
 impl Weights for EngineFile {
+    fn qconv_cache(&self) -> Option<&super::exec::QConvCache> {
+        Some(&self.qconv)
+    }
+    fn has(&self, name: &str) -> bool {
+        self.table.contains_key(name)
+    }
+    fn get_i8(&self, name: &str) -> Option<(&[usize], &[i8])> {
+        let t = self.entry(name)?;
+        if t.dtype != "i8" {
+            return None;
+        }
+        Some((
+            t.shape.as_slice(),
+            bytemuck::cast_slice(self.tensor_bytes(name)?),
+        ))
+    }
     fn get(&self, name: &str) -> Option<(&[usize], &[f32])> {
         let t = self.entry(name)?;
         if t.dtype != "f32" {
@@ -421,6 +475,7 @@ impl Weights for EngineFile {
 fn dtype_size(d: &str) -> Option<u64> {
     match d {
         "f32" => Some(4),
+        "i8" => Some(1),
         _ => None,
     }
 }

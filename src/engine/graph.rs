@@ -34,6 +34,19 @@ pub enum Op {
         groups: usize,
         act: Act,
     },
+    /// INT8 convolution: inputs `[x, weight i8 [o, c/g, kh, kw], weight scale f32 [o],
+    /// bias f32 [o]?]`. `x` is quantized with `in_scale` (ONNX QuantizeLinear, int8, zero
+    /// point 0), multiplied exactly in i32, then `acc · (in_scale · w_scale[o]) + bias`, then
+    /// `act`; the output is f32 (the next INT8 layer quantizes its own input). This is what
+    /// an ONNX QDQ pair before a Conv with DequantizeLinear'd weights computes.
+    QConv {
+        stride: [usize; 2],
+        pad: [usize; 2],
+        dilation: [usize; 2],
+        groups: usize,
+        act: Act,
+        in_scale: f32,
+    },
     /// `[N, C·b·b, H, W]` → `[N, C, H·b, W·b]`, ONNX DepthToSpace mode CRD. With a 1×1 conv
     /// before it this is a ConvTranspose2d whose kernel equals its stride (Proto's).
     DepthToSpace {
@@ -78,6 +91,7 @@ impl Op {
     pub fn kind(&self) -> &'static str {
         match self {
             Op::Conv { .. } => "Conv",
+            Op::QConv { .. } => "QConv",
             Op::DepthToSpace { .. } => "DepthToSpace",
             Op::MaxPool { .. } => "MaxPool",
             Op::Upsample { .. } => "Upsample",
@@ -107,11 +121,61 @@ pub struct ValueInfo {
     pub shape: Vec<usize>,
 }
 
-/// A constant tensor (weights, biases), f32 row-major.
+/// A constant tensor (weights, biases, scales), row-major.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Weight {
     pub shape: Vec<usize>,
-    pub data: Vec<f32>,
+    pub data: WeightData,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum WeightData {
+    F32(Vec<f32>),
+    /// Quantized conv weights (symmetric, per output channel; scales in their own f32 tensor).
+    I8(Vec<i8>),
+}
+
+impl Weight {
+    pub fn f32(shape: Vec<usize>, data: Vec<f32>) -> Weight {
+        Weight {
+            shape,
+            data: WeightData::F32(data),
+        }
+    }
+    pub fn i8(shape: Vec<usize>, data: Vec<i8>) -> Weight {
+        Weight {
+            shape,
+            data: WeightData::I8(data),
+        }
+    }
+    pub fn len(&self) -> usize {
+        match &self.data {
+            WeightData::F32(v) => v.len(),
+            WeightData::I8(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        match &self.data {
+            WeightData::F32(v) => Some(v),
+            WeightData::I8(_) => None,
+        }
+    }
+    pub fn as_i8(&self) -> Option<&[i8]> {
+        match &self.data {
+            WeightData::I8(v) => Some(v),
+            WeightData::F32(_) => None,
+        }
+    }
+    /// Bytes per element: 4 for f32, 1 for i8.
+    pub fn elem_size(&self) -> usize {
+        match &self.data {
+            WeightData::F32(_) => 4,
+            WeightData::I8(_) => 1,
+        }
+    }
 }
 
 /// The whole network: one input, named outputs, nodes in execution order, and the
@@ -139,11 +203,11 @@ impl Graph {
             if !names.insert(n.as_str()) {
                 return bad(format!("weight {n:?} listed twice"));
             }
-            if w.shape.iter().product::<usize>() != w.data.len() {
+            if w.shape.iter().product::<usize>() != w.len() {
                 return bad(format!(
                     "weight {n:?}: shape {:?} but {} values",
                     w.shape,
-                    w.data.len()
+                    w.len()
                 ));
             }
         }
@@ -179,7 +243,7 @@ impl Graph {
             check_arity(node)?;
             // Conv reads its weight and bias as constants; everything else reads values.
             for (k, i) in node.inputs.iter().enumerate() {
-                let want_const = matches!(node.op, Op::Conv { .. }) && k > 0;
+                let want_const = matches!(node.op, Op::Conv { .. } | Op::QConv { .. }) && k > 0;
                 if want_const != is_weight(i) {
                     let what = if want_const { "a constant" } else { "a value" };
                     return bad(format!(
@@ -207,7 +271,7 @@ impl Graph {
 
     /// Number of weight values (parameters).
     pub fn num_params(&self) -> usize {
-        self.weights.iter().map(|(_, w)| w.data.len()).sum()
+        self.weights.iter().map(|(_, w)| w.len()).sum()
     }
 }
 
@@ -216,6 +280,7 @@ fn check_arity(node: &Node) -> Result<()> {
     let (ni, no) = (node.inputs.len(), node.outputs.len());
     let ok = match &node.op {
         Op::Conv { .. } => (2..=3).contains(&ni) && no == 1,
+        Op::QConv { .. } => (3..=4).contains(&ni) && no == 1,
         Op::Concat { .. } => ni >= 1 && no == 1,
         Op::Split { sizes, .. } => ni == 1 && no == sizes.len() && no >= 1,
         Op::Add => ni == 2 && no == 1,

@@ -111,17 +111,42 @@ fn node_shapes(op: &Op, ins: &[Vec<usize>]) -> Result<Vec<Vec<usize>>> {
                     "weight {w:?} does not fit input {x:?} in {groups} groups"
                 ));
             }
-            if let Some(b) = ins.get(2) {
-                if *b != [w[0]] {
+            if let Some(b) = ins.get(2)
+                && *b != [w[0]] {
                     return bad(format!("bias {b:?} for {} channels", w[0]));
                 }
-            }
             let ho = span(x[2], w[2], stride[0], pad[0], dilation[0]);
             let wo = span(x[3], w[3], stride[1], pad[1], dilation[1]);
             match (ho, wo) {
                 (Some(h), Some(ww)) => vec![x[0], w[0], h, ww],
                 _ => return bad(format!("window {w:?} does not fit {x:?}")),
             }
+        }
+        Op::QConv {
+            stride,
+            pad,
+            dilation,
+            groups,
+            in_scale,
+            ..
+        } => {
+            let w = ins.get(1).cloned().unwrap_or_default();
+            if ins.get(2) != Some(&vec![w.first().copied().unwrap_or(0)]) {
+                return bad(format!("weight scales {:?} for weight {w:?}", ins.get(2)));
+            }
+            if !(in_scale.is_finite() && *in_scale > 0.0) {
+                return bad(format!("input scale {in_scale}"));
+            }
+            let mut conv_ins = vec![x.clone(), w];
+            conv_ins.extend(ins.get(3).cloned());
+            let op = Op::Conv {
+                stride: *stride,
+                pad: *pad,
+                dilation: *dilation,
+                groups: *groups,
+                act: super::graph::Act::None,
+            };
+            return node_shapes(&op, &conv_ins);
         }
         Op::DepthToSpace { block: k } => {
             rank(&x, 4)?;
@@ -214,7 +239,7 @@ fn node_shapes(op: &Op, ins: &[Vec<usize>]) -> Result<Vec<Vec<usize>>> {
                 .try_fold(1usize, |a, &d| a.checked_mul(d))
                 .unwrap_or(0);
             if let Some(i) = infer {
-                if known == 0 || total % known != 0 {
+                if known == 0 || !total.is_multiple_of(known) {
                     return bad(format!("target {shape:?} for {x:?}"));
                 }
                 y[i] = total / known;

@@ -2,6 +2,7 @@
 //! P/R/F1 and mAP, confusion matrix, per-image records, and the self-contained HTML report.
 pub mod coco_bridge;
 pub mod cocoeval;
+pub mod detector_eval;
 pub mod metrics;
 pub mod plot;
 pub mod report;
@@ -9,5 +10,6 @@ pub mod results;
 pub mod results_write;
 
 pub use cocoeval::{CocoEvalResult, IouType, evaluate};
+pub use detector_eval::{CocoFigures, evaluate_detector};
 pub use results::{Detection, ResultRecord, Results, ResultsMode};
 pub use results_write::{predict_coco, prediction_records, write_results};

@@ -152,38 +152,6 @@ pub fn write_results(path: &Path, records: &[ResultRecord]) -> Result<()> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn crop_mask_rle_matches_dense_encode() {
-        let mut m = CropMask::empty(7, 5);
-        m.rect = [2, 1, 5, 4];
-        m.data = vec![1, 0, 1, 1, 1, 0, 0, 1, 1];
-        let dense = Rle::encode(&m.to_full(), 5, 7).unwrap();
-        assert_eq!(crop_mask_rle(&m).unwrap(), dense);
-        let e = CropMask::empty(3, 2);
-        assert_eq!(crop_mask_rle(&e).unwrap().counts(), &[6]);
-        // Full mask: starts with a zero-length background run.
-        let f = CropMask {
-            width: 2,
-            height: 2,
-            rect: [0, 0, 2, 2],
-            data: vec![1; 4],
-        };
-        assert_eq!(crop_mask_rle(&f).unwrap().counts(), &[0, 4]);
-    }
-
-    #[test]
-    fn rounds_like_python() {
-        assert_eq!(round_to(1.23456, 3), 1.235);
-        assert_eq!(round_to(0.0625, 3), 0.062);
-        assert_eq!(round_to(0.123456789, 5), 0.12346);
-        assert_eq!(round_to(-2.5, 0), -2.0);
-    }
-}
-
 /// Every image of `gt` (ascending id; `file_name` relative to `images_dir`) through
 /// `predictor`, `batch` images at a time, as COCO result records; progress on stderr. An
 /// image that is missing or does not decode stops it, naming `gt_name`, the id and the file.
@@ -219,4 +187,36 @@ pub fn predict_coco(
     }
     progress.finish();
     Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crop_mask_rle_matches_dense_encode() {
+        let mut m = CropMask::empty(7, 5);
+        m.rect = [2, 1, 5, 4];
+        m.data = vec![1, 0, 1, 1, 1, 0, 0, 1, 1];
+        let dense = Rle::encode(&m.to_full(), 5, 7).unwrap();
+        assert_eq!(crop_mask_rle(&m).unwrap(), dense);
+        let e = CropMask::empty(3, 2);
+        assert_eq!(crop_mask_rle(&e).unwrap().counts(), &[6]);
+        // Full mask: starts with a zero-length background run.
+        let f = CropMask {
+            width: 2,
+            height: 2,
+            rect: [0, 0, 2, 2],
+            data: vec![1; 4],
+        };
+        assert_eq!(crop_mask_rle(&f).unwrap().counts(), &[0, 4]);
+    }
+
+    #[test]
+    fn rounds_like_python() {
+        assert_eq!(round_to(1.23456, 3), 1.235);
+        assert_eq!(round_to(0.0625, 3), 0.062);
+        assert_eq!(round_to(0.123456789, 5), 0.12346);
+        assert_eq!(round_to(-2.5, 0), -2.0);
+    }
 }

@@ -20,7 +20,7 @@ impl Conv2d {
         rng: &mut Rng,
     ) -> Result<Self> {
         let g = params.groups;
-        if g == 0 || in_ch % g != 0 || out_ch % g != 0 {
+        if g == 0 || !in_ch.is_multiple_of(g) || !out_ch.is_multiple_of(g) {
             return Err(Error::Shape {
                 op: "Conv2d",
                 msg: format!("channels {in_ch}->{out_ch} not divisible by groups {g}"),

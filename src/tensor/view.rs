@@ -43,7 +43,7 @@ impl Tensor {
         let infer = dims.iter().filter(|&&d| d < 0).count();
         if infer > 1
             || dims.iter().any(|&d| d < -1)
-            || (infer == 1 && (known == 0 || self.elem_count() % known != 0))
+            || (infer == 1 && (known == 0 || !self.elem_count().is_multiple_of(known)))
         {
             return Err(Error::Shape {
                 op: "reshape",

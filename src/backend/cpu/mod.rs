@@ -15,8 +15,10 @@ pub mod int8_gemm;
 pub mod mask_iou;
 pub mod math;
 pub mod norm;
-pub mod qconv;
 pub mod pool;
+pub mod qconv;
+#[cfg(target_arch = "x86_64")]
+pub mod qconv_avx2;
 pub mod reduce;
 pub mod softmax;
 pub mod sort;

@@ -3,7 +3,7 @@
 //! standard ops (Conv+SiLU, the box decode); no custom domains. Field numbers are those of
 //! `onnx/onnx.proto`.
 use super::proto::Msg;
-use crate::engine::graph::{Act, Graph, Level, Node, Op, ValueInfo};
+use crate::engine::graph::{Act, Graph, Level, Node, Op, ValueInfo, WeightData};
 use crate::{Error, Result};
 use std::collections::HashSet;
 use std::path::Path;
@@ -61,6 +61,7 @@ const TENSOR_DATA_TYPE: u32 = 2;
 const TENSOR_NAME: u32 = 8;
 const TENSOR_RAW_DATA: u32 = 9;
 const DTYPE_FLOAT: u64 = 1;
+const DTYPE_INT8: u64 = 3;
 const DTYPE_INT64: u64 = 7;
 const VALUE_NAME: u32 = 1;
 const VALUE_TYPE: u32 = 2;
@@ -85,7 +86,11 @@ pub fn to_onnx(graph: &Graph, opts: &OnnxOptions) -> Result<Vec<u8>> {
     }
     g.string(GRAPH_NAME, "edgedistill");
     for (name, w) in &graph.weights {
-        g.msg(GRAPH_INITIALIZER, &tensor_f32(name, &w.shape, &w.data));
+        let t = match &w.data {
+            WeightData::F32(v) => tensor_f32(name, &w.shape, v),
+            WeightData::I8(v) => tensor(name, &w.shape, DTYPE_INT8, bytemuck::cast_slice(v)),
+        };
+        g.msg(GRAPH_INITIALIZER, &t);
     }
     for t in &b.consts {
         g.msg(GRAPH_INITIALIZER, t);
@@ -206,6 +211,13 @@ impl Builder {
         name
     }
 
+    fn const_i8(&mut self, base: &str, dims: &[usize], data: &[i8]) -> String {
+        let name = self.tmp(base);
+        self.consts
+            .push(tensor(&name, dims, DTYPE_INT8, bytemuck::cast_slice(data)));
+        name
+    }
+
     fn const_i64(&mut self, base: &str, data: &[i64]) -> String {
         let name = self.tmp(base);
         let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -282,6 +294,48 @@ fn bad(n: &Node, msg: impl std::fmt::Display) -> Error {
     Error::msg(format!("onnx: node {:?} ({}): {msg}", n.name, n.op.kind()))
 }
 
+/// ONNX Conv (+ Sigmoid, Mul for SiLU) for node `n` with inputs `ins` (x, weight,
+/// bias?); the kernel shape comes from the graph weight `n.inputs[1]`.
+#[allow(clippy::too_many_arguments)]
+fn conv(
+    b: &mut Builder,
+    g: &Graph,
+    n: &Node,
+    ins: &[&str],
+    stride: [usize; 2],
+    pad: [usize; 2],
+    dilation: [usize; 2],
+    groups: usize,
+    act: Act,
+) -> Result<()> {
+    let name = n.name.as_str();
+    let outs: Vec<&str> = n.outputs.iter().map(String::as_str).collect();
+    let w = g
+        .weight(&n.inputs[1])
+        .ok_or_else(|| bad(n, format!("weight {:?} is not a constant", n.inputs[1])))?;
+    if w.shape.len() != 4 {
+        return Err(bad(n, format!("weight shape {:?} is not 4-D", w.shape)));
+    }
+    let attrs = [
+        a_ints("kernel_shape", &w.shape[2..]),
+        a_ints("strides", &stride),
+        a_ints("pads", &[pad[0], pad[1], pad[0], pad[1]]),
+        a_ints("dilations", &dilation),
+        a_int("group", groups as i64),
+    ];
+    match act {
+        Act::None => b.own("Conv", n, ins, &outs, &attrs),
+        Act::Silu => {
+            // SiLU = x·sigmoid(x) in opset-17 ops (ONNX has no SiLU op there).
+            let y = b.tmp(&format!("{name}/conv"));
+            b.own("Conv", n, ins, &[&y], &attrs);
+            let s = b.node1("Sigmoid", &format!("{name}/sigmoid"), &[&y], &[]);
+            b.node("Mul", &format!("{name}/silu"), &[&y, &s], &outs, &[]);
+        }
+    }
+    Ok(())
+}
+
 /// Emit the ONNX node(s) for one graph node; its outputs keep their names.
 fn lower(b: &mut Builder, g: &Graph, n: &Node) -> Result<()> {
     let ins: Vec<&str> = n.inputs.iter().map(String::as_str).collect();
@@ -294,30 +348,45 @@ fn lower(b: &mut Builder, g: &Graph, n: &Node) -> Result<()> {
             dilation,
             groups,
             act,
+        } => conv(b, g, n, &ins, *stride, *pad, *dilation, *groups, *act)?,
+        Op::QConv {
+            stride,
+            pad,
+            dilation,
+            groups,
+            act,
+            in_scale,
         } => {
-            let w = g
+            // QDQ: x → QuantizeLinear → DequantizeLinear; weight (int8 initializer) →
+            // DequantizeLinear per output channel (axis 0); then the float Conv. Zero
+            // points are int8 zeros, so the quantized type is int8 as in the engine.
+            let o = g
                 .weight(&n.inputs[1])
-                .ok_or_else(|| bad(n, format!("weight {:?} is not a constant", n.inputs[1])))?;
-            if w.shape.len() != 4 {
-                return Err(bad(n, format!("weight shape {:?} is not 4-D", w.shape)));
-            }
-            let attrs = [
-                a_ints("kernel_shape", &w.shape[2..]),
-                a_ints("strides", stride),
-                a_ints("pads", &[pad[0], pad[1], pad[0], pad[1]]),
-                a_ints("dilations", dilation),
-                a_int("group", *groups as i64),
-            ];
-            match act {
-                Act::None => b.own("Conv", n, &ins, &outs, &attrs),
-                Act::Silu => {
-                    // SiLU = x·sigmoid(x) in opset-17 ops (ONNX has no SiLU op there).
-                    let y = b.tmp(&format!("{name}/conv"));
-                    b.own("Conv", n, &ins, &[&y], &attrs);
-                    let s = b.node1("Sigmoid", &format!("{name}/sigmoid"), &[&y], &[]);
-                    b.node("Mul", &format!("{name}/silu"), &[&y, &s], &outs, &[]);
-                }
-            }
+                .map_or(0, |w| w.shape.first().copied().unwrap_or(0));
+            let sx = b.const_f32(&format!("{name}/x_scale"), &[], &[*in_scale]);
+            let zx = b.const_i8(&format!("{name}/x_zero_point"), &[], &[0]);
+            let xq = b.node1(
+                "QuantizeLinear",
+                &format!("{name}/x_quant"),
+                &[ins[0], &sx, &zx],
+                &[],
+            );
+            let xd = b.node1(
+                "DequantizeLinear",
+                &format!("{name}/x_dequant"),
+                &[&xq, &sx, &zx],
+                &[],
+            );
+            let zw = b.const_i8(&format!("{name}/w_zero_point"), &[o], &vec![0; o]);
+            let wd = b.node1(
+                "DequantizeLinear",
+                &format!("{name}/w_dequant"),
+                &[ins[1], ins[2], &zw],
+                &[a_int("axis", 0)],
+            );
+            let mut cins = vec![xd.as_str(), wd.as_str()];
+            cins.extend(ins.get(3).copied());
+            conv(b, g, n, &cins, *stride, *pad, *dilation, *groups, *act)?;
         }
         Op::DepthToSpace { block } => {
             let attrs = [a_int("blocksize", *block as i64), a_str("mode", "CRD")];

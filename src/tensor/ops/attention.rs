@@ -41,8 +41,8 @@ pub(crate) fn attention_dims(
             ),
         });
     }
-    if let Some(m) = key_padding_mask {
-        if m.dims() != [b, lk] || m.dtype() != DType::U8 {
+    if let Some(m) = key_padding_mask
+        && (m.dims() != [b, lk] || m.dtype() != DType::U8) {
             return Err(Error::Shape {
                 op,
                 msg: format!(
@@ -52,7 +52,6 @@ pub(crate) fn attention_dims(
                 ),
             });
         }
-    }
     Ok([b, h, lq, lk, d, dv])
 }
 
