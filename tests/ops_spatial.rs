@@ -606,3 +606,35 @@ fn grid_sample_errors_name_the_shapes() {
     let e = err_text(x.grid_sample(&g32, false));
     assert!(e.contains("dtype") && e.contains("f32"), "{e}");
 }
+
+#[test]
+fn max_pool_inference_path_equals_the_recorded_one_bit_for_bit() {
+    // Without a graph max_pool2d takes the separable values-only path; with one it keeps
+    // argmax indices. Same bits, with NaNs and signed zeros in the windows.
+    let mut rng = Rng::new(7);
+    for (i, (d, k, s, p)) in POOL_CASES.into_iter().enumerate() {
+        let mut v = Tensor::randn(d, 0.0, 1.0, &mut rng)
+            .to_vec::<f32>()
+            .unwrap();
+        for (j, x) in v.iter_mut().enumerate() {
+            match j % 11 {
+                3 => *x = 0.0,
+                5 => *x = -0.0,
+                7 if j % 3 == 0 => *x = f32::NAN,
+                _ => {}
+            }
+        }
+        let plain = Tensor::from_vec(v.clone(), d).unwrap();
+        let tracked = Tensor::from_vec(v, d).unwrap().requires_grad_().unwrap();
+        let a = plain.max_pool2d(k, s, p).unwrap().to_vec::<f32>().unwrap();
+        let b = tracked.max_pool2d(k, s, p).unwrap();
+        assert!(b.tracks_grad(), "case {i}: the recorded path was not taken");
+        let b = b.to_vec::<f32>().unwrap();
+        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a), bits(&b), "case {i}");
+        assert!(
+            a.iter().any(|x| x.is_nan()),
+            "case {i}: no NaN reached an output"
+        );
+    }
+}

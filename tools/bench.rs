@@ -28,12 +28,14 @@ struct Args {
     threads: usize,
     iters: usize,
     python: Option<String>,
+    /// `engine`: print where the time goes and the N slowest nodes (0: no profile).
+    profile: usize,
 }
 
 fn parse() -> std::result::Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let case = it.next().ok_or(
-        "usage: ed-bench matmul|conv|conv-train|mask-iou|attention|lora|cocoeval-segm|yolo-forward|yolo-train|engine [--threads N] [--iters N] [--python PATH|none]",
+        "usage: ed-bench matmul|conv|conv-train|mask-iou|attention|lora|cocoeval-segm|yolo-forward|yolo-train|engine [--threads N] [--iters N] [--python PATH|none] [--profile N (engine)]",
     )?;
     let mut a = Args {
         case,
@@ -42,6 +44,7 @@ fn parse() -> std::result::Result<Args, String> {
         python: std::env::var("EDGEDISTILL_PYTHON")
             .ok()
             .or(Some("python3".into())),
+        profile: 0,
     };
     while let Some(flag) = it.next() {
         let val = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -57,6 +60,11 @@ fn parse() -> std::result::Result<Args, String> {
                     .map_err(|_| format!("--iters: not a number: {val}"))?
             }
             "--python" => a.python = if val == "none" { None } else { Some(val) },
+            "--profile" => {
+                a.profile = val
+                    .parse()
+                    .map_err(|_| format!("--profile: not a number: {val}"))?
+            }
             _ => return Err(format!("unknown flag {flag}")),
         }
     }

@@ -95,6 +95,10 @@ pub fn engine_case(a: &Args) -> Result<()> {
             println!("{name:<6} vs onnxruntime: max abs {abs:.3e}, max abs/max(1,|ort|) {rel:.3e}");
         }
     }
+    if a.profile > 0 {
+        profile("fp32", &engine, &x, a.profile)?;
+        profile("int8", &int8, &x, a.profile)?;
+    }
     let _ = std::fs::remove_dir_all(&dir);
     report(
         "ours_engine_fp32_yolov8n_seg_640",
@@ -135,4 +139,66 @@ fn int8_engine(
     let (q, _) = quantize_graph(graph, &|v| cache.amax(v, Method::Entropy), &opts)?;
     let size = write_engine(path, &q, meta)?;
     Ok((Engine::load(path)?, size))
+}
+
+/// Where an engine's time goes: each node timed from the previous value made to its own
+/// output (so a value's drop after its last reader counts to the node that freed it),
+/// medians over 5 runs, summed by op kind, then the `top` slowest nodes.
+fn profile(label: &str, engine: &Engine, x: &Tensor, top: usize) -> Result<()> {
+    use std::time::Instant;
+    let graph = engine.file().graph();
+    let producer: std::collections::HashMap<&str, usize> = graph
+        .nodes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| n.outputs.iter().map(move |o| (o.as_str(), i)))
+        .collect();
+    let mut runs: Vec<Vec<f64>> = Vec::new();
+    for _ in 0..5 {
+        let mut t = vec![0f64; graph.nodes.len()];
+        let mut last = Instant::now();
+        run_observed(graph, engine.file(), x, &mut |name, _| {
+            let now = Instant::now();
+            if let Some(&i) = producer.get(name) {
+                t[i] += (now - last).as_secs_f64() * 1e3;
+            }
+            last = now;
+            Ok(())
+        })?;
+        runs.push(t);
+    }
+    let med: Vec<f64> = (0..graph.nodes.len())
+        .map(|i| {
+            let mut v: Vec<f64> = runs.iter().map(|r| r[i]).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        })
+        .collect();
+    let kind = |i: usize| {
+        let d = format!("{:?}", graph.nodes[i].op);
+        d.split([' ', '{', '(']).next().unwrap_or("").to_string()
+    };
+    let mut by_kind: std::collections::BTreeMap<String, (usize, f64)> = Default::default();
+    for (i, &m) in med.iter().enumerate() {
+        let e = by_kind.entry(kind(i)).or_default();
+        e.0 += 1;
+        e.1 += m;
+    }
+    let total: f64 = med.iter().sum();
+    println!("profile {label}: {total:.2} ms over {} nodes", med.len());
+    let mut kinds: Vec<_> = by_kind.into_iter().collect();
+    kinds.sort_by(|a, b| b.1.1.total_cmp(&a.1.1));
+    for (k, (n, ms)) in kinds {
+        println!(
+            "  {k:<14} {n:>4} nodes {ms:>9.2} ms {:>5.1}%",
+            100.0 * ms / total
+        );
+    }
+    let mut order: Vec<usize> = (0..med.len()).collect();
+    order.sort_by(|&a, &b| med[b].total_cmp(&med[a]));
+    for &i in order.iter().take(top) {
+        let n = &graph.nodes[i];
+        println!("  {:>8.2} ms  {:<8} {}", med[i], kind(i), n.name);
+    }
+    Ok(())
 }

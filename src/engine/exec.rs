@@ -306,7 +306,7 @@ fn run_node(node: &Node, ins: &[Tensor], weights: &dyn Weights) -> Result<Vec<Te
             }
             a.add(b)?
         }
-        Op::Sigmoid => one(ins)?.sigmoid()?,
+        Op::Sigmoid => crate::models::yolov8::blocks::sigmoid(one(ins)?)?,
         Op::Reshape { shape } => {
             let x = one(ins)?;
             x.reshape(resolve_shape(x.dims(), shape)?)?

@@ -68,6 +68,48 @@ pub fn max_pool2d<T: Float>(x: &[T], planes: usize, g: &PoolGeom) -> (Vec<T>, Ve
     (out, idx)
 }
 
+/// `max_pool2d`'s values without the indices, for inference: a row pass then a column
+/// pass (k_h + k_w compares per output instead of k_h·k_w). The same values bit for bit:
+/// a max is exact, a window is NaN iff one of its values is, and first-wins ties (+0/−0)
+/// in row order within rows and then across rows are first-wins in row-major order.
+pub fn max_pool2d_values<T: Float>(x: &[T], planes: usize, g: &PoolGeom) -> Vec<T> {
+    let (hw, po) = (g.h * g.w, g.ho * g.wo);
+    let mut out = vec![T::ZERO; planes * po];
+    if po == 0 {
+        return out;
+    }
+    let pick = |best: T, v: T| if v > best || v.is_nan() { v } else { best };
+    let cols: Vec<(usize, usize)> = (0..g.wo)
+        .map(|ox| clamp_range(g.start(0, ox).1, g.kernel.1, g.w))
+        .collect();
+    out.par_chunks_mut(po)
+        .enumerate()
+        .for_each_init(Vec::new, |rows: &mut Vec<T>, (pl, o)| {
+            let src = &x[pl * hw..][..hw];
+            // rows[y][ox]: the max over row y of output column ox's window.
+            rows.clear();
+            for y in 0..g.h {
+                let r = &src[y * g.w..][..g.w];
+                rows.extend(
+                    cols.iter().map(|&(x0, x1)| {
+                        r[x0..x1].iter().fold(T::NEG_INFINITY, |b, &v| pick(b, v))
+                    }),
+                );
+            }
+            for oy in 0..g.ho {
+                let (y0, y1) = clamp_range(g.start(oy, 0).0, g.kernel.0, g.h);
+                let dst = &mut o[oy * g.wo..][..g.wo];
+                dst.fill(T::NEG_INFINITY);
+                for y in y0..y1 {
+                    for (d, &v) in dst.iter_mut().zip(&rows[y * g.wo..][..g.wo]) {
+                        *d = pick(*d, v);
+                    }
+                }
+            }
+        });
+    out
+}
+
 /// Gradient of max_pool2d: each output gradient goes to its recorded argmax.
 pub fn max_pool2d_backward<T: Float>(
     gy: &[T],

@@ -18,11 +18,30 @@ pub(crate) fn silu(y: Tensor) -> Result<Tensor> {
     Ok(y)
 }
 
+/// Sigmoid of `x` into a new tensor with the same `exp_f32` and vector dispatch as `silu`
+/// (the head's class scores in eval, and the engine); the differentiable op when `x`
+/// records a graph or is not contiguous f32.
+pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
+    if x.tracks_grad() || !x.is_contiguous() || x.dtype() != crate::DType::F32 {
+        return x.sigmoid();
+    }
+    let mut v = x.to_vec_f32()?;
+    v.par_chunks_mut(1 << 14).for_each(sigmoid_slice);
+    Tensor::from_vec(v, x.shape().clone())
+}
+
+// `exp_f32` has no mul_add, so every instruction set gives the same bits; the wider
+// ones only run more lanes at once.
 fn silu_slice(s: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F (checked just above).
         return unsafe { silu_avx512(s) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { silu_avx2(s) };
     }
     silu_generic(s)
 }
@@ -31,6 +50,46 @@ fn silu_slice(s: &mut [f32]) {
 #[target_feature(enable = "avx512f")]
 unsafe fn silu_avx512(s: &mut [f32]) {
     silu_generic(s)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn silu_avx2(s: &mut [f32]) {
+    silu_generic(s)
+}
+
+fn sigmoid_slice(s: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F (checked just above).
+        return unsafe { sigmoid_avx512(s) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { sigmoid_avx2(s) };
+    }
+    sigmoid_generic(s)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn sigmoid_avx512(s: &mut [f32]) {
+    sigmoid_generic(s)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn sigmoid_avx2(s: &mut [f32]) {
+    sigmoid_generic(s)
+}
+
+/// 1 / (1 + e^(-x)) with the branch-free `exp_f32`, so the loop vectorises.
+#[inline(always)]
+fn sigmoid_generic(s: &mut [f32]) {
+    for v in s.iter_mut() {
+        *v = 1.0 / (1.0 + exp_f32(-*v));
+    }
 }
 
 /// x / (1 + e^(-x)) with the branch-free `exp_f32`, so the loop vectorises.

@@ -195,7 +195,7 @@ impl Head {
         strides: &[f32],
     ) -> Result<Tensor> {
         let dbox = decode_boxes(&out.boxes, self.reg_max, sizes, strides)?;
-        let cls = out.scores.sigmoid()?;
+        let cls = super::blocks::sigmoid(&out.scores)?;
         let mut parts = vec![&dbox, &cls];
         if let Some(mc) = &out.mask_coefficient {
             parts.push(mc);

@@ -79,6 +79,14 @@ impl Tensor {
         let dtype = self.dtype();
         let x = to_compute(&self.detach())?;
         let (n, c) = (self.dims()[0], self.dims()[1]);
+        if !crate::autograd::grad_enabled() || !self.tracks_grad() {
+            // Nothing will ask for the gradient: values only, separably.
+            let out = dispatch_float!(x.dtype(), OP, T => {
+                let v = x.with_slice(|s: &[T]| pool::max_pool2d_values(s, planes, &g))?;
+                Tensor::from_vec(v, [n, c, g.ho, g.wo])?
+            });
+            return restore(out, dtype);
+        }
         let (out, idx) = dispatch_float!(x.dtype(), OP, T => {
             let (v, idx) = x.with_slice(|s: &[T]| pool::max_pool2d(s, planes, &g))?;
             (Tensor::from_vec(v, [n, c, g.ho, g.wo])?, idx)
