@@ -352,3 +352,30 @@ fn bench_yolov8n_seg_640() {
         );
     }
 }
+
+#[test]
+fn fused_box_decode_matches_the_op_chain() {
+    // Without a graph decode_boxes takes the one-pass path; with one, the op chain
+    // (softmax, weights 0..r, sum, dist2bbox, stride). Same values up to rounding.
+    use edgedistill::models::yolov8::head::decode_boxes;
+    let (sizes, strides) = ([(8, 8), (4, 4), (2, 2)], [8.0f32, 16.0, 32.0]);
+    let a: usize = sizes.iter().map(|(h, w)| h * w).sum();
+    let x = Tensor::randn([2, 64, a], 0.0, 3.0, &mut Rng::new(5));
+    let fused = decode_boxes(&x, 16, &sizes, &strides)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    let tracked = x.clone().requires_grad_().unwrap();
+    let chain = decode_boxes(&tracked, 16, &sizes, &strides).unwrap();
+    assert!(chain.tracks_grad(), "the op chain was not taken");
+    let chain = chain.to_vec_f32().unwrap();
+    assert_eq!(fused.len(), chain.len());
+    let worst = fused
+        .iter()
+        .zip(&chain)
+        .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+        .fold(0f32, f32::max);
+    // exp_f32 (2 ulp) against std exp, and Σi·e/Σe against Σ(e/Σe)·i: ~1e-5 at most.
+    assert!(worst < 5e-5, "worst relative difference {worst}");
+    assert!(chain.iter().any(|v| *v > 100.0), "boxes in pixels expected");
+}

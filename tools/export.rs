@@ -12,13 +12,17 @@ const USAGE: &str =
     "usage: ed-export --model DIR_OR_FILE [--format engine,onnx] [--precision fp32|int8]
                  [--calib CACHE] [--method entropy|percentile|minmax] [--keep-fp32 PATTERNS]
                  [--out DIR] [--imgsz S] [--conf 0.25] [--iou 0.7] [--max-det 300]
-                 [--data val.json --images DIR]
+                 [--onnx-outputs postprocessed|raw] [--data val.json --images DIR]
 
 Captures the trained student (model file or run directory; BN folded) at its training size
 (or --imgsz) and writes, into DIR (default: optimized/ in the run directory):
   model_fp32.engine / model_int8.engine   the engine file (spec: docs/ENGINE.md); ed-predict,
                        ed-eval and ed-bench take it as --model
-  model.onnx           ONNX opset 17, input `images` [batch, 3, S, S], outputs `pred`
+  model.onnx           ONNX opset 17. --onnx-outputs postprocessed (default): input `images`
+                       [1, 3, S, S], outputs `boxes` [K, 4] (x1 y1 x2 y2, letterboxed input
+                       pixels), `scores` [K], `class_ids` [K] int64, `masks` [K, S, S] bool
+                       (seg): NMS and masks in the graph with --conf/--iou/--max-det.
+                       --onnx-outputs raw: input [batch, 3, S, S], outputs `pred`
                        [batch, 4+nc+nm, anchors] and `proto` (seg), as ultralytics exports
   model_int8.onnx      (int8) the same with QuantizeLinear/DequantizeLinear pairs (QDQ)
   export_summary_<precision>.json   sizes, layers in INT8, op counts, accuracy
@@ -27,7 +31,7 @@ Captures the trained student (model file or run directory; BN folded) at its tra
 kept in f32 (default: the head's last convs and the last prototype conv). With --data and
 --images the exported engine and the fp32 model are evaluated (COCOeval) on that split and
 the accuracy delta is printed and added to the summary. --conf/--iou/--max-det are the
-engine's postprocess defaults.";
+engine's postprocess defaults (and the postprocessed ONNX models' fixed settings).";
 
 struct Cli {
     model: PathBuf,
@@ -77,6 +81,7 @@ fn parse() -> std::result::Result<Cli, String> {
             "--conf" => o.postprocess.conf = num(&a, &val()?)?,
             "--iou" => o.postprocess.iou = num(&a, &val()?)?,
             "--max-det" => o.postprocess.max_det = num(&a, &val()?)?,
+            "--onnx-outputs" => o.onnx_outputs = val()?.parse()?,
             "-h" | "--help" => return Err(String::new()),
             x => return Err(format!("unknown argument {x:?}")),
         }
@@ -143,6 +148,9 @@ fn run(cli: &Cli) -> Result<()> {
     }
     for f in [&s.engine, &s.onnx, &s.onnx_int8].into_iter().flatten() {
         println!("  {} ({:.2} MB)", f.path.display(), f.bytes as f64 / 1e6);
+    }
+    if s.onnx.is_some() {
+        println!("  ONNX outputs: {}", s.onnx_outputs);
     }
     if let Some(e) = &s.engine {
         println!(

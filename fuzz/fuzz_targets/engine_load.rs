@@ -20,7 +20,8 @@ fn reseal(data: &[u8]) -> Vec<u8> {
         *x = 0;
     }
     b[16..24].copy_from_slice(&(off as u64).to_le_bytes());
-    b[24..32].copy_from_slice(&((b.len() - off) as u64).to_le_bytes());
+    let dlen = (b.len() - off) as u64;
+    b[24..32].copy_from_slice(&dlen.to_le_bytes());
     let hs = fnv1a64(&b[64..64 + hlen]);
     let ds = fnv1a64(&b[off..]);
     b[32..40].copy_from_slice(&hs.to_le_bytes());

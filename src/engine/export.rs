@@ -3,7 +3,7 @@
 //! report what was written.
 use super::capture::capture_yolo;
 use super::format::{EngineMeta, ModelInfo, PostprocessSpec, engine_bytes, write_engine};
-use super::onnx::{OnnxOptions, write_onnx};
+use super::onnx::{OnnxOptions, OnnxOutputs, write_onnx};
 use super::quantize::{QuantOptions, QuantReport, quantize_graph};
 use crate::models::yolov8::load_model;
 use crate::models::yolov8::model_file::resolve_model_path;
@@ -45,11 +45,46 @@ impl Precision {
     }
 }
 
+/// Which outputs the ONNX models (`model.onnx`, `model_int8.onnx`) have.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnnxOutputKind {
+    /// `boxes`, `scores`, `class_ids`, `masks` (batch 1), with `ExportOptions::postprocess`'s
+    /// settings ([`OnnxOutputs::Postprocessed`]).
+    #[default]
+    Postprocessed,
+    /// The head's `pred` and `proto` (free batch), as ultralytics exports.
+    Raw,
+}
+
+impl std::str::FromStr for OnnxOutputKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "postprocessed" => Ok(OnnxOutputKind::Postprocessed),
+            "raw" => Ok(OnnxOutputKind::Raw),
+            _ => Err(format!(
+                "--onnx-outputs {s:?}: expected postprocessed or raw"
+            )),
+        }
+    }
+}
+
+impl OnnxOutputKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnnxOutputKind::Postprocessed => "postprocessed",
+            OnnxOutputKind::Raw => "raw",
+        }
+    }
+}
+
 /// What to export.
 #[derive(Clone, Debug)]
 pub struct ExportOptions {
     pub engine: bool,
     pub onnx: bool,
+    /// The ONNX models' outputs (default postprocessed).
+    pub onnx_outputs: OnnxOutputKind,
     pub precision: Precision,
     /// Input side; 0 takes the model file's training size.
     pub imgsz: usize,
@@ -66,6 +101,7 @@ impl Default for ExportOptions {
         ExportOptions {
             engine: true,
             onnx: true,
+            onnx_outputs: OnnxOutputKind::default(),
             precision: Precision::Fp32,
             imgsz: 0,
             postprocess: PostprocessSpec {
@@ -99,6 +135,8 @@ pub struct ExportSummary {
     pub engine: Option<ExportedFile>,
     /// The fp32 ONNX model (always written with `onnx`).
     pub onnx: Option<ExportedFile>,
+    /// `postprocessed` or `raw`: the ONNX models' outputs.
+    pub onnx_outputs: String,
     /// The QDQ ONNX model (INT8 exports).
     pub onnx_int8: Option<ExportedFile>,
     /// Size of the fp32 engine of the same model (for the INT8 size ratio).
@@ -203,8 +241,13 @@ pub fn export(model: &Path, out: &Path, opts: &ExportOptions) -> Result<ExportSu
         path.display(),
         meta.names.join(", ")
     );
+    let outputs = match opts.onnx_outputs {
+        OnnxOutputKind::Postprocessed => OnnxOutputs::postprocessed(&opts.postprocess),
+        OnnxOutputKind::Raw => OnnxOutputs::Raw,
+    };
     let oo = OnnxOptions {
         doc,
+        outputs,
         ..Default::default()
     };
     let onnx = if opts.onnx {
@@ -231,6 +274,7 @@ pub fn export(model: &Path, out: &Path, opts: &ExportOptions) -> Result<ExportSu
         ops,
         engine,
         onnx,
+        onnx_outputs: opts.onnx_outputs.as_str().into(),
         onnx_int8,
         fp32_engine_bytes,
         int8,

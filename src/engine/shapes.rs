@@ -112,9 +112,10 @@ fn node_shapes(op: &Op, ins: &[Vec<usize>]) -> Result<Vec<Vec<usize>>> {
                 ));
             }
             if let Some(b) = ins.get(2)
-                && *b != [w[0]] {
-                    return bad(format!("bias {b:?} for {} channels", w[0]));
-                }
+                && *b != [w[0]]
+            {
+                return bad(format!("bias {b:?} for {} channels", w[0]));
+            }
             let ho = span(x[2], w[2], stride[0], pad[0], dilation[0]);
             let wo = span(x[3], w[3], stride[1], pad[1], dilation[1]);
             match (ho, wo) {

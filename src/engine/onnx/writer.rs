@@ -1,8 +1,10 @@
 //! [`Graph`] → ONNX `ModelProto` (IR 8, opset 17), so onnxruntime / TensorRT users get the
 //! same network the engine runs. Each op is one ONNX node or a fixed expansion into
 //! standard ops (Conv+SiLU, the box decode); no custom domains. Field numbers are those of
-//! `onnx/onnx.proto`.
+//! `onnx/onnx.proto`. [`OnnxOutputs::Postprocessed`] appends the student's postprocess
+//! (NMS, masks) in standard ops ([`super::postprocess`]).
 use super::proto::Msg;
+use crate::engine::format::PostprocessSpec;
 use crate::engine::graph::{Act, Graph, Level, Node, Op, ValueInfo, WeightData};
 use crate::{Error, Result};
 use std::collections::HashSet;
@@ -18,6 +20,9 @@ pub struct OnnxOptions {
     pub producer_version: String,
     /// `ModelProto.doc_string`; empty writes none.
     pub doc: String,
+    /// The model's outputs: the graph's raw head outputs (default) or the postprocessed
+    /// detections.
+    pub outputs: OnnxOutputs,
 }
 
 impl Default for OnnxOptions {
@@ -25,6 +30,51 @@ impl Default for OnnxOptions {
         OnnxOptions {
             producer_version: env!("CARGO_PKG_VERSION").into(),
             doc: String::new(),
+            outputs: OnnxOutputs::Raw,
+        }
+    }
+}
+
+/// Which outputs the ONNX model has.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum OnnxOutputs {
+    /// The graph's outputs as they are: `pred` `[batch, 4 + nc + nm, A]` and `proto`
+    /// `[batch, nm, S/4, S/4]` (seg); the batch is free.
+    #[default]
+    Raw,
+    /// The student's postprocess appended in standard opset-17 ops (batch 1): `boxes`
+    /// `[K, 4]` f32 (x1, y1, x2, y2 in the letterboxed input's pixels, not clipped),
+    /// `scores` `[K]` f32, `class_ids` `[K]` int64, `masks` `[K, S, S]` bool (seg only),
+    /// best first. Class-aware NMS keeping scores `> conf`, suppressing at IoU
+    /// `> iou`, at most `max_det`; masks are `sigmoid(logit) > mask_threshold`. See
+    /// `docs/ENGINE.md` (ONNX).
+    Postprocessed {
+        conf: f32,
+        iou: f32,
+        max_det: usize,
+        mask_threshold: f32,
+    },
+}
+
+impl OnnxOutputs {
+    /// Postprocessed with the settings of an engine's postprocess.
+    pub fn postprocessed(spec: &PostprocessSpec) -> Self {
+        OnnxOutputs::Postprocessed {
+            conf: spec.conf,
+            iou: spec.iou,
+            max_det: spec.max_det,
+            mask_threshold: spec.mask_threshold,
+        }
+    }
+
+    /// Postprocessed with ultralytics' predictor defaults (conf 0.25, iou 0.7, max_det
+    /// 300, mask threshold 0.5), as `ed-export` writes by default.
+    pub fn default_postprocessed() -> Self {
+        OnnxOutputs::Postprocessed {
+            conf: 0.25,
+            iou: 0.7,
+            max_det: 300,
+            mask_threshold: 0.5,
         }
     }
 }
@@ -60,9 +110,10 @@ const TENSOR_DIMS: u32 = 1;
 const TENSOR_DATA_TYPE: u32 = 2;
 const TENSOR_NAME: u32 = 8;
 const TENSOR_RAW_DATA: u32 = 9;
-const DTYPE_FLOAT: u64 = 1;
+pub(super) const DTYPE_FLOAT: u64 = 1;
 const DTYPE_INT8: u64 = 3;
-const DTYPE_INT64: u64 = 7;
+pub(super) const DTYPE_INT64: u64 = 7;
+pub(super) const DTYPE_BOOL: u64 = 9;
 const VALUE_NAME: u32 = 1;
 const VALUE_TYPE: u32 = 2;
 const TYPE_TENSOR: u32 = 1;
@@ -80,6 +131,27 @@ pub fn to_onnx(graph: &Graph, opts: &OnnxOptions) -> Result<Vec<u8>> {
     for n in &graph.nodes {
         lower(&mut b, graph, n)?;
     }
+    // The model's input and outputs: the graph's, or those of the appended postprocess.
+    let (input_info, output_infos) = match &opts.outputs {
+        OnnxOutputs::Raw => (
+            value_info(input),
+            graph.outputs.iter().map(value_info).collect::<Vec<_>>(),
+        ),
+        OnnxOutputs::Postprocessed {
+            conf,
+            iou,
+            max_det,
+            mask_threshold,
+        } => {
+            let spec = PostprocessSpec {
+                conf: *conf,
+                iou: *iou,
+                max_det: *max_det,
+                mask_threshold: *mask_threshold,
+            };
+            super::postprocess::append(&mut b, graph, &spec)?
+        }
+    };
     let mut g = Msg::new();
     for n in &b.nodes {
         g.msg(GRAPH_NODE, n);
@@ -95,9 +167,9 @@ pub fn to_onnx(graph: &Graph, opts: &OnnxOptions) -> Result<Vec<u8>> {
     for t in &b.consts {
         g.msg(GRAPH_INITIALIZER, t);
     }
-    g.msg(GRAPH_INPUT, &value_info(input));
-    for o in &graph.outputs {
-        g.msg(GRAPH_OUTPUT, &value_info(o));
+    g.msg(GRAPH_INPUT, &input_info);
+    for o in &output_infos {
+        g.msg(GRAPH_OUTPUT, o);
     }
     // Fields in field-number order, as protobuf serializers write them (ir_version first).
     let mut m = Msg::new();
@@ -134,7 +206,7 @@ pub fn write_onnx(path: &Path, graph: &Graph, opts: &OnnxOptions) -> Result<()> 
 
 /// Nodes and extra constants as they are emitted, plus the names in use so the ones we
 /// make up (`{node}/sigmoid`, `{node}/anchors`) never clash with the graph's.
-struct Builder {
+pub(super) struct Builder {
     nodes: Vec<Msg>,
     consts: Vec<Msg>,
     node_names: HashSet<String>,
@@ -167,12 +239,19 @@ impl Builder {
     }
 
     /// A fresh intermediate value name.
-    fn tmp(&mut self, base: &str) -> String {
+    pub(super) fn tmp(&mut self, base: &str) -> String {
         unique(&mut self.values, base)
     }
 
     /// A node we made up: `name` made unique.
-    fn node(&mut self, op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: &[Msg]) {
+    pub(super) fn node(
+        &mut self,
+        op: &str,
+        name: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attrs: &[Msg],
+    ) {
         let name = unique(&mut self.node_names, name);
         self.emit(op, &name, inputs, outputs, attrs);
     }
@@ -199,13 +278,13 @@ impl Builder {
     }
 
     /// A node with one output, a fresh value named like the node; returns that value.
-    fn node1(&mut self, op: &str, name: &str, inputs: &[&str], attrs: &[Msg]) -> String {
+    pub(super) fn node1(&mut self, op: &str, name: &str, inputs: &[&str], attrs: &[Msg]) -> String {
         let out = self.tmp(name);
         self.node(op, name, inputs, &[&out], attrs);
         out
     }
 
-    fn const_f32(&mut self, base: &str, dims: &[usize], data: &[f32]) -> String {
+    pub(super) fn const_f32(&mut self, base: &str, dims: &[usize], data: &[f32]) -> String {
         let name = self.tmp(base);
         self.consts.push(tensor_f32(&name, dims, data));
         name
@@ -218,12 +297,21 @@ impl Builder {
         name
     }
 
-    fn const_i64(&mut self, base: &str, data: &[i64]) -> String {
+    pub(super) fn const_i64(&mut self, base: &str, data: &[i64]) -> String {
+        self.const_i64_dims(base, &[data.len()], data)
+    }
+
+    /// An INT64 constant of shape `dims` (`&[]`: a scalar).
+    pub(super) fn const_i64_dims(&mut self, base: &str, dims: &[usize], data: &[i64]) -> String {
         let name = self.tmp(base);
         let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.consts
-            .push(tensor(&name, &[data.len()], DTYPE_INT64, &raw));
+        self.consts.push(tensor(&name, dims, DTYPE_INT64, &raw));
         name
+    }
+
+    /// Claim `name` exactly (a model output's name): false when it is already in use.
+    pub(super) fn claim(&mut self, name: &str) -> bool {
+        self.values.insert(name.to_string())
     }
 }
 
@@ -245,23 +333,47 @@ fn tensor_f32(name: &str, dims: &[usize], data: &[f32]) -> Msg {
 
 /// FLOAT tensor type with dim 0 symbolic (`batch`) and the rest fixed.
 fn value_info(v: &ValueInfo) -> Msg {
+    let dims: Vec<Dim> = v
+        .shape
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i == 0 {
+                Dim::Param("batch")
+            } else {
+                Dim::Fixed(d)
+            }
+        })
+        .collect();
+    typed_value_info(&v.name, DTYPE_FLOAT, &dims)
+}
+
+/// One dimension of a declared graph input or output.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Dim<'a> {
+    Fixed(usize),
+    /// A symbolic dimension (`dim_param`).
+    Param(&'a str),
+}
+
+/// A tensor `ValueInfoProto`: element type `elem` (a `DTYPE_*`) and shape `dims`.
+pub(super) fn typed_value_info(name: &str, elem: u64, dims: &[Dim]) -> Msg {
     let mut shape = Msg::new();
-    for (i, &d) in v.shape.iter().enumerate() {
+    for d in dims {
         let mut dim = Msg::new();
-        if i == 0 {
-            dim.string(DIM_PARAM, "batch");
-        } else {
-            dim.uint(DIM_VALUE, d as u64);
-        }
+        match *d {
+            Dim::Fixed(v) => dim.uint(DIM_VALUE, v as u64),
+            Dim::Param(p) => dim.string(DIM_PARAM, p),
+        };
         shape.msg(SHAPE_DIM, &dim);
     }
     let mut tt = Msg::new();
-    tt.uint(TYPE_TENSOR_ELEM, DTYPE_FLOAT)
+    tt.uint(TYPE_TENSOR_ELEM, elem)
         .msg(TYPE_TENSOR_SHAPE, &shape);
     let mut ty = Msg::new();
     ty.msg(TYPE_TENSOR, &tt);
     let mut m = Msg::new();
-    m.string(VALUE_NAME, &v.name).msg(VALUE_TYPE, &ty);
+    m.string(VALUE_NAME, name).msg(VALUE_TYPE, &ty);
     m
 }
 
@@ -271,20 +383,20 @@ fn attr(name: &str, ty: u64) -> Msg {
     m
 }
 
-fn a_int(name: &str, v: i64) -> Msg {
+pub(super) fn a_int(name: &str, v: i64) -> Msg {
     let mut m = attr(name, ATTR_TYPE_INT);
     m.int(ATTR_I, v);
     m
 }
 
-fn a_ints(name: &str, vs: &[usize]) -> Msg {
+pub(super) fn a_ints(name: &str, vs: &[usize]) -> Msg {
     let vs: Vec<i64> = vs.iter().map(|&v| v as i64).collect();
     let mut m = attr(name, ATTR_TYPE_INTS);
     m.packed_i64(ATTR_INTS, &vs);
     m
 }
 
-fn a_str(name: &str, s: &str) -> Msg {
+pub(super) fn a_str(name: &str, s: &str) -> Msg {
     let mut m = attr(name, ATTR_TYPE_STRING);
     m.bytes(ATTR_S, s.as_bytes());
     m

@@ -9,6 +9,7 @@ use super::proto::Proto;
 use crate::nn::{Conv2d, Module};
 use crate::tensor::{Conv2dParams, Rng};
 use crate::{Result, Tensor};
+use rayon::prelude::*;
 
 /// One branch `nn.Sequential(Conv 3×3, Conv 3×3, Conv2d 1×1)`.
 pub struct Branch {
@@ -240,6 +241,15 @@ pub fn decode_boxes(
     strides: &[f32],
 ) -> Result<Tensor> {
     let (b, a) = (boxes.dims()[0], boxes.dims()[2]);
+    if reg_max > 1
+        && !boxes.tracks_grad()
+        && boxes.dtype() == crate::DType::F32
+        && boxes.dims() == [b, 4 * reg_max, a]
+        && sizes.iter().map(|(h, w)| h * w).sum::<usize>() == a
+        && sizes.len() == strides.len()
+    {
+        return decode_boxes_eval(&boxes.contiguous()?, reg_max, sizes, strides);
+    }
     let dist = if reg_max > 1 {
         let r = reg_max;
         let p = boxes.reshape([b, 4, r, a])?.softmax(2)?;
@@ -252,6 +262,76 @@ pub fn decode_boxes(
     let (anchors, stride_t) = make_anchors(sizes, strides, 0.5)?;
     let anchors = anchors.t()?.unsqueeze(0)?;
     dist2bbox(&dist, &anchors, true, 1)?.mul(&stride_t.t()?)
+}
+
+/// `decode_boxes` in one pass for inference (nothing records a graph): per side, the
+/// softmax over the reg_max bins and its expectation run along contiguous anchor rows
+/// (max, then Σe and Σi·e with `exp_f32`), then dist2bbox as xywh times the stride.
+/// The same arithmetic as the op chain up to rounding; eval forward and the engine both
+/// come here, so they stay equal bit for bit.
+fn decode_boxes_eval(
+    boxes: &Tensor,
+    r: usize,
+    sizes: &[(usize, usize)],
+    strides: &[f32],
+) -> Result<Tensor> {
+    use crate::backend::cpu::math::exp_f32;
+    let (b, a) = (boxes.dims()[0], boxes.dims()[2]);
+    let x = boxes.to_vec_f32()?;
+    let mut out = vec![0f32; b * 4 * a];
+    // Anchor centres and strides, in anchor order.
+    let mut ax = Vec::with_capacity(a);
+    let mut ay = Vec::with_capacity(a);
+    let mut st = Vec::with_capacity(a);
+    for (&(h, w), &s) in sizes.iter().zip(strides) {
+        for y in 0..h {
+            for xx in 0..w {
+                ax.push(xx as f32 + 0.5);
+                ay.push(y as f32 + 0.5);
+                st.push(s);
+            }
+        }
+    }
+    out.par_chunks_mut(4 * a).enumerate().for_each(|(bi, o)| {
+        let xb = &x[bi * 4 * r * a..][..4 * r * a];
+        let mut d = vec![0f32; 4 * a];
+        let (mut m, mut se, mut sw) = (vec![0f32; a], vec![0f32; a], vec![0f32; a]);
+        for side in 0..4 {
+            let rows = &xb[side * r * a..][..r * a];
+            m.fill(f32::NEG_INFINITY);
+            for row in rows.chunks_exact(a) {
+                for (mv, &v) in m.iter_mut().zip(row) {
+                    *mv = mv.max(v);
+                }
+            }
+            se.fill(0.0);
+            sw.fill(0.0);
+            for (i, row) in rows.chunks_exact(a).enumerate() {
+                let fi = i as f32;
+                for (((e, w), &mv), &v) in se.iter_mut().zip(sw.iter_mut()).zip(&m).zip(row) {
+                    let p = exp_f32(v - mv);
+                    *e += p;
+                    *w += fi * p;
+                }
+            }
+            for ((dv, &e), &w) in d[side * a..][..a].iter_mut().zip(&se).zip(&sw) {
+                *dv = w / e;
+            }
+        }
+        let (l, t, rr, bb) = (&d[..a], &d[a..2 * a], &d[2 * a..3 * a], &d[3 * a..]);
+        let (cx, rest) = o.split_at_mut(a);
+        let (cy, rest) = rest.split_at_mut(a);
+        let (bw, bh) = rest.split_at_mut(a);
+        for j in 0..a {
+            let (x1, y1) = (ax[j] - l[j], ay[j] - t[j]);
+            let (x2, y2) = (ax[j] + rr[j], ay[j] + bb[j]);
+            cx[j] = (x1 + x2) * 0.5 * st[j];
+            cy[j] = (y1 + y2) * 0.5 * st[j];
+            bw[j] = (x2 - x1) * st[j];
+            bh[j] = (y2 - y1) * st[j];
+        }
+    });
+    Tensor::from_vec(out, [b, 4, a])
 }
 
 impl Module for Head {

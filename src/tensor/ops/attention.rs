@@ -42,16 +42,17 @@ pub(crate) fn attention_dims(
         });
     }
     if let Some(m) = key_padding_mask
-        && (m.dims() != [b, lk] || m.dtype() != DType::U8) {
-            return Err(Error::Shape {
-                op,
-                msg: format!(
-                    "key_padding_mask {} {} must be u8 [{b}, {lk}]",
-                    m.dtype(),
-                    m.shape()
-                ),
-            });
-        }
+        && (m.dims() != [b, lk] || m.dtype() != DType::U8)
+    {
+        return Err(Error::Shape {
+            op,
+            msg: format!(
+                "key_padding_mask {} {} must be u8 [{b}, {lk}]",
+                m.dtype(),
+                m.shape()
+            ),
+        });
+    }
     Ok([b, h, lq, lk, d, dv])
 }
 
