@@ -170,17 +170,7 @@ fn qdq_onnx_passes_the_checker_and_matches_onnxruntime() {
     write_onnx(&onnx, &q, &OnnxOptions::default()).unwrap();
     let x = Tensor::rand([1, 3, S, S], 0.0, 1.0, &mut Rng::new(9));
     save_safetensors(&inp, &[("images".to_string(), x.clone())], None).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/reference/onnx_run.py");
-    let o = std::process::Command::new(&py)
-        .args([script])
-        .args([&onnx, &inp, &out])
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "onnx_run: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::onnx_run(&py, &onnx, &inp, &out, &[]);
     let ours = run(&q, &q, &x).unwrap();
     let f = Safetensors::open(&out).unwrap();
     // ORT dequantizes and convolves in float; the two differ by float rounding and, where

@@ -312,23 +312,7 @@ fn onnxruntime_matches_our_ops() {
     );
     write_onnx(&model, &b.g, &OnnxOptions::default()).unwrap();
     save_safetensors(&inp, &[("images".to_string(), x)], None).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/reference/onnx_run.py");
-    let run = std::process::Command::new(&py)
-        .args([
-            script.as_ref(),
-            model.as_os_str(),
-            inp.as_os_str(),
-            outp.as_os_str(),
-        ])
-        .args(["--threads", "2"])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    assert!(run.status.success(), "onnx_run.py failed:\n{text}");
+    let text = common::onnx_run(&py, &model, &inp, &outp, &["--threads", "2"]);
     println!("{}", text.trim());
 
     let got = Safetensors::open(&outp).unwrap();

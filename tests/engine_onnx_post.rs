@@ -27,7 +27,7 @@ use edgedistill::models::yolov8::postprocess::{NmsConfig, non_max_suppression, p
 use edgedistill::models::yolov8::{YoloConfig, YoloModel};
 use edgedistill::tensor::Rng;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 const S: usize = 128;
 const NC: usize = 3;
@@ -228,17 +228,7 @@ impl Ort {
         } else {
             "pred"
         };
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/reference/onnx_run.py");
-        let o = std::process::Command::new(&self.py)
-            .args([Path::new(script), &onnx, &inp, &out])
-            .args(["--also", also])
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "onnx_run {tag}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        common::onnx_run(&self.py, &onnx, &inp, &out, &["--also", also]);
         Safetensors::open(&out).unwrap()
     }
 }

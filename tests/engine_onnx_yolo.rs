@@ -42,17 +42,7 @@ fn onnxruntime_matches_the_engine_on_captured_yolo() {
         // Batch 2: the ONNX batch dimension is free, as the engine's.
         let x = Tensor::rand([2, 3, 96, 96], 0.0, 1.0, &mut Rng::new(8));
         save_safetensors(&inp, &[("images".to_string(), x.clone())], None).unwrap();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/reference/onnx_run.py");
-        let o = std::process::Command::new(&py)
-            .args([script])
-            .args([&onnx, &inp, &out])
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "onnx_run: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        common::onnx_run(&py, &onnx, &inp, &out, &[]);
         let ours = exec::run(&g, &g, &x).unwrap();
         let f = Safetensors::open(&out).unwrap();
         let names: Vec<&str> = if seg {

@@ -3,6 +3,7 @@
 //! states them (`pytorch_quantization/calib/histogram.py`); `tools/reference/quant_reference.py`
 //! restates them in numpy and writes the fixture `tests/quant_calibrate.rs` checks.
 use super::histogram::AbsHistogram;
+pub use crate::backend::cpu::math::pairwise_sum;
 use crate::{Error, Result};
 use std::fmt;
 use std::str::FromStr;
@@ -206,38 +207,5 @@ fn rel_entr(x: f64, y: f64) -> f64 {
         0.0
     } else {
         f64::INFINITY
-    }
-}
-
-/// numpy's float64 `np.sum` of a contiguous array (`pairwise_sum` in loops_utils.h.src):
-/// under 8 a plain loop; up to 128 eight accumulators; beyond, split at n/2 rounded down to
-/// a multiple of 8.
-pub fn pairwise_sum(a: &[f64]) -> f64 {
-    let n = a.len();
-    if n < 8 {
-        let mut s = 0.0;
-        for &x in a {
-            s += x;
-        }
-        s
-    } else if n <= 128 {
-        let mut r = [0f64; 8];
-        r.copy_from_slice(&a[..8]);
-        let mut i = 8;
-        while i < n - n % 8 {
-            for k in 0..8 {
-                r[k] += a[i + k];
-            }
-            i += 8;
-        }
-        let mut s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        for &x in &a[i..] {
-            s += x;
-        }
-        s
-    } else {
-        let mut n2 = n / 2;
-        n2 -= n2 % 8;
-        pairwise_sum(&a[..n2]) + pairwise_sum(&a[n2..])
     }
 }

@@ -108,3 +108,34 @@ pub fn python_with(modules: &[&str]) -> Option<String> {
     }
     Some(py)
 }
+
+/// Run `tools/reference/onnx_run.py MODEL INPUT OUT [extra...]` (onnx.checker, then
+/// onnxruntime on the safetensors input, outputs saved to OUT) with Python `py`; panics
+/// with its output when it fails, else returns stdout and stderr together.
+#[allow(dead_code)]
+pub fn onnx_run(
+    py: &str,
+    model: &std::path::Path,
+    input: &std::path::Path,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/reference/onnx_run.py");
+    let o = std::process::Command::new(py)
+        .arg(script)
+        .args([model, input, out])
+        .args(extra)
+        .output()
+        .unwrap_or_else(|e| panic!("{py} {script}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.status.success(),
+        "onnx_run.py {} failed:\n{text}",
+        model.display()
+    );
+    text
+}

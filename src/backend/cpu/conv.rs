@@ -68,7 +68,7 @@ fn is_f32<T: 'static>() -> bool {
 }
 
 /// The part `[lo, hi)` of `0..run` whose input column `(ox0 + i)·s + off` lies in `[0, w)`.
-fn valid_cols(ox0: usize, run: usize, s: usize, off: isize, w: usize) -> (usize, usize) {
+pub(super) fn valid_cols(ox0: usize, run: usize, s: usize, off: isize, w: usize) -> (usize, usize) {
     let first = if off >= 0 {
         0
     } else {

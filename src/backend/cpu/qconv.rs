@@ -29,7 +29,7 @@
 //! small) in parallel); elsewhere the portable path (same tiling, i32 loops that the
 //! compiler vectorises).
 use super::SendPtr;
-use super::conv::ConvGeom;
+use super::conv::{ConvGeom, valid_cols};
 pub use super::int8_gemm::Activation;
 use rayon::prelude::*;
 
@@ -487,23 +487,6 @@ fn forward_portable(
 /// 1×1, stride 1, no padding: the input planes are the im2col rows.
 pub(super) fn is_pointwise(g: &ConvGeom) -> bool {
     g.kh == 1 && g.kw == 1 && g.stride == (1, 1) && g.pad == (0, 0)
-}
-
-/// The part `[lo, hi)` of `0..run` whose input column `(ox0 + i)·s + off` lies in `[0, w)`.
-fn valid_cols(ox0: usize, run: usize, s: usize, off: isize, w: usize) -> (usize, usize) {
-    let first = if off >= 0 {
-        0
-    } else {
-        (off.unsigned_abs()).div_ceil(s)
-    };
-    let lim = w as isize - 1 - off;
-    if lim < 0 {
-        return (0, 0);
-    }
-    let end = lim as usize / s + 1;
-    let lo = first.saturating_sub(ox0).min(run);
-    let hi = end.saturating_sub(ox0).min(run).max(lo);
-    (lo, hi)
 }
 
 /// Row `r` = (c, ky, kx) of the im2col matrix of one image and group (`xg` its `cg`

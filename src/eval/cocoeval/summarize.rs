@@ -3,6 +3,7 @@
 //! so the numbers agree to the last bit, not just to rounding.
 use super::accumulate::Accumulated;
 use super::params::Params;
+pub use crate::backend::cpu::math::pairwise_sum;
 
 /// One of the 12 summary rows: AP or AR, at an IoU (None = mean over all thresholds), an
 /// area label and a detection limit.
@@ -134,38 +135,6 @@ pub fn class_ap(e: &Accumulated, p: &Params, k: usize) -> (f64, f64) {
 /// `np.mean` of a contiguous f64 array: numpy's pairwise sum divided by the length.
 pub fn np_mean(v: &[f64]) -> f64 {
     pairwise_sum(v) / v.len() as f64
-}
-
-/// numpy's `pairwise_sum` (float add reduction): plain loop under 8 elements, 8
-/// accumulators up to 128, else split at a multiple of 8 near the middle.
-pub fn pairwise_sum(a: &[f64]) -> f64 {
-    let n = a.len();
-    if n < 8 {
-        let mut s = 0.0;
-        for &x in a {
-            s += x;
-        }
-        s
-    } else if n <= 128 {
-        let mut r = [0.0f64; 8];
-        r.copy_from_slice(&a[..8]);
-        let mut i = 8;
-        while i < n - n % 8 {
-            for j in 0..8 {
-                r[j] += a[i + j];
-            }
-            i += 8;
-        }
-        let mut s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        for &x in &a[i..] {
-            s += x;
-        }
-        s
-    } else {
-        let mut n2 = n / 2;
-        n2 -= n2 % 8;
-        pairwise_sum(&a[..n2]) + pairwise_sum(&a[n2..])
-    }
 }
 
 #[cfg(test)]

@@ -80,32 +80,7 @@ pub fn interp(
         .collect()
 }
 
-/// numpy's pairwise summation (`DOUBLE_pairwise_sum`), which `np.sum`/`np.mean` use along a
-/// reduced axis: plain below 8 values, 8 interleaved partial sums up to 128, halves above.
-pub fn pairwise_sum(a: &[f64]) -> f64 {
-    let n = a.len();
-    if n < 8 {
-        a.iter().fold(0.0, |s, &v| s + v)
-    } else if n <= 128 {
-        let mut r = [0.0f64; 8];
-        r.copy_from_slice(&a[..8]);
-        let full = n - n % 8;
-        for chunk in a[8..full].chunks_exact(8) {
-            for (rj, &v) in r.iter_mut().zip(chunk) {
-                *rj += v;
-            }
-        }
-        let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        for &v in &a[full..] {
-            res += v;
-        }
-        res
-    } else {
-        let mut n2 = n / 2;
-        n2 -= n2 % 8;
-        pairwise_sum(&a[..n2]) + pairwise_sum(&a[n2..])
-    }
-}
+pub use crate::backend::cpu::math::pairwise_sum;
 
 /// `np.mean` of a 1-D array (pairwise sum / n); `None` when empty (numpy gives NaN).
 pub fn mean(a: &[f64]) -> Option<f64> {
