@@ -115,7 +115,18 @@ fn reference_with(a: &Args, extra: &[&str]) -> Option<serde_json::Value> {
         .args(extra)
         .output();
     match out {
-        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).ok(),
+        Ok(o) if o.status.success() => match serde_json::from_slice(&o.stdout) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                // Say so: a silent None would print our side alone, as if no reference ran.
+                let text = String::from_utf8_lossy(&o.stdout);
+                eprintln!(
+                    "reference output is not JSON ({e}); it began: {:?}",
+                    text.chars().take(200).collect::<String>()
+                );
+                None
+            }
+        },
         Ok(o) => {
             eprintln!(
                 "reference failed: {}",
