@@ -54,6 +54,7 @@ pub fn engine_case(a: &Args) -> Result<()> {
         engine.forward(&x).map(|_| ())
     })?;
     let outs = engine.forward(&x)?;
+    overhead(&model, &engine, &x, a.iters)?;
     let (int8, int8_size) = int8_engine(&graph, &meta, &dir.join("model_int8.engine"))?;
     println!(
         "int8 engine {:.2} MB ({:.3}x fp32)",
@@ -200,5 +201,34 @@ fn profile(label: &str, engine: &Engine, x: &Tensor, top: usize) -> Result<()> {
         let n = &graph.nodes[i];
         println!("  {:>8.2} ms  {:<8} {}", med[i], kind(i), n.name);
     }
+    Ok(())
+}
+
+/// The engine against the fused model's own eval forward (the same kernels), alternated
+/// call by call so host noise hits both alike: what the executor adds, if anything.
+fn overhead(model: &YoloModel, engine: &Engine, x: &Tensor, iters: usize) -> Result<()> {
+    use std::time::Instant;
+    let fused = model.fuse()?;
+    let (mut e, mut m) = (Vec::new(), Vec::new());
+    for _ in 0..iters.max(3) {
+        let t = Instant::now();
+        engine.forward(x)?;
+        e.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        {
+            let _g = edgedistill::no_grad();
+            fused.forward_eval(x)?;
+        }
+        m.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (me, mm) = (med(&mut e), med(&mut m));
+    println!(
+        "alternated: fp32 engine median {me:.3} ms, fused model forward_eval {mm:.3} ms, engine / model {:.3}",
+        me / mm
+    );
     Ok(())
 }
