@@ -129,12 +129,7 @@ fn int8_engine(
     let mut rng = Rng::new(2);
     for _ in 0..8 {
         let x = Tensor::rand([1, 3, 640, 640], 0.0, 1.0, &mut rng);
-        run_observed(graph, graph, &x, &mut |name, t| {
-            if wanted.contains(name) {
-                t.with_slice(|s: &[f32]| col.observe(name, s))??;
-            }
-            Ok(())
-        })?;
+        edgedistill::engine::calibrate::observe(graph, &wanted, &x, &mut col)?;
     }
     let cache = col.finish(8, "random", Method::Entropy)?;
     let (q, _) = quantize_graph(graph, &|v| cache.amax(v, Method::Entropy), &opts)?;

@@ -5,6 +5,7 @@
 //! the export can use any of them without running the images again.
 use super::capture::capture_yolo;
 use super::exec::run_observed;
+use super::graph::Graph;
 use super::quantize::{QuantOptions, calibrated_values};
 use crate::data::Coco;
 use crate::data::image::load_rgb;
@@ -14,7 +15,7 @@ use crate::models::yolov8::model_file::resolve_model_path;
 use crate::models::yolov8::predictor::letterbox_batch;
 use crate::quant::{CalibCache, Collector, Method};
 use crate::tensor::Rng;
-use crate::{Error, Result};
+use crate::{Error, Result, Tensor};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -40,6 +41,23 @@ impl Default for CalibOptions {
             quant: QuantOptions::default(),
         }
     }
+}
+
+/// Run the fp32 `graph` on one batch `x` and add the `wanted` values (conv inputs from
+/// `calibrated_values`) to `col`.
+pub fn observe(
+    graph: &Graph,
+    wanted: &HashSet<String>,
+    x: &Tensor,
+    col: &mut Collector,
+) -> Result<()> {
+    run_observed(graph, graph, x, &mut |name, t| {
+        if wanted.contains(name) {
+            t.with_slice(|s: &[f32]| col.observe(name, s))??;
+        }
+        Ok(())
+    })?;
+    Ok(())
 }
 
 /// Calibrate `model` (file or run directory) on images of the COCO file `data` (file
@@ -75,12 +93,7 @@ pub fn calibrate(model: &Path, data: &Path, images: &Path, o: &CalibOptions) -> 
             })
             .collect::<Result<Vec<_>>>()?;
         let (x, _) = letterbox_batch(&imgs, meta.imgsz)?;
-        run_observed(&graph, &graph, &x, &mut |name, t| {
-            if wanted.contains(name) {
-                t.with_slice(|s: &[f32]| col.observe(name, s))??;
-            }
-            Ok(())
-        })?;
+        observe(&graph, &wanted, &x, &mut col)?;
         progress.inc(chunk.len() as u64);
     }
     progress.finish();

@@ -32,25 +32,7 @@ pub struct QuantReport {
     pub fp32_layers: Vec<String>,
 }
 
-/// `*`-only glob match of a whole name.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == name;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
-        return false;
-    }
-    let mut rest = &name[first.len()..name.len() - last.len()];
-    for p in &parts[1..parts.len() - 1] {
-        match rest.find(p) {
-            Some(i) => rest = &rest[i + p.len()..],
-            None => return false,
-        }
-    }
-    true
-}
+pub use crate::io::glob::glob_match;
 
 /// The values whose scales calibration must find: each Conv's input, in node order.
 pub fn calibrated_values(g: &Graph, opts: &QuantOptions) -> Vec<String> {

@@ -21,16 +21,6 @@ pub struct CocoFigures {
     pub segm_ap50: Option<f64>,
 }
 
-/// ultralytics' validator NMS settings.
-pub fn val_nms() -> NmsConfig {
-    NmsConfig {
-        conf: 0.001,
-        iou: 0.7,
-        max_det: 300,
-        ..NmsConfig::default()
-    }
-}
-
 /// Predict every image of `gt` with `det` (set to validation settings here), write
 /// `out_dir/predictions.json`, and evaluate it; the full COCOeval results come back too.
 pub fn evaluate_detector(
@@ -40,7 +30,7 @@ pub fn evaluate_detector(
     images: &Path,
     out_dir: &Path,
 ) -> Result<(CocoFigures, Vec<(IouType, CocoEvalResult)>)> {
-    det.configure(val_nms(), Binarize::Truncate);
+    det.configure(NmsConfig::validation(), Binarize::Truncate);
     let records = predict_coco(&*det, gt, gt_name, images, 4)?;
     std::fs::create_dir_all(out_dir).map_err(|source| crate::Error::Io {
         path: out_dir.to_path_buf(),

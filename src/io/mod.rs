@@ -1,6 +1,7 @@
 //! Reading and writing weights: safetensors, state dicts with the reference's names.
 pub mod atomic;
 pub mod checksum;
+pub mod glob;
 pub mod safetensors;
 pub mod state_dict;
 

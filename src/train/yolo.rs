@@ -2,7 +2,7 @@
 //! `close_mosaic` epochs), the model's train-mode forward, ultralytics' v8 loss, and
 //! per-epoch validation on the EMA weights (`yolo_val`).
 use super::trainer::{EpochCtx, StepCtx, StepLoss, TrainTask};
-use super::yolo_val::{batch_evals, evaluate, metrics_map, val_nms};
+use super::yolo_val::{batch_evals, evaluate, metrics_map};
 use crate::data::augment::{Augmenter, Transform, TransformSpec};
 use crate::data::dataset::Dataset;
 use crate::data::loader::{Batches, Loader, LoaderConfig};
@@ -117,7 +117,7 @@ impl YoloTask {
 
     /// Validate the model as it is now (the trainer swaps the EMA weights in first).
     pub fn evaluate_val(&self) -> Result<crate::eval::metrics::Evaluation> {
-        let nms = val_nms();
+        let nms = crate::models::yolov8::postprocess::NmsConfig::validation();
         let mut images = Vec::new();
         for b in self.val.epoch(0) {
             images.extend(batch_evals(&self.model, &b?, &nms)?);

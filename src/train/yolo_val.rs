@@ -11,16 +11,6 @@ use crate::models::yolov8::postprocess::{Detections, NmsConfig, non_max_suppress
 use crate::{Error, Result};
 use std::collections::BTreeMap;
 
-/// ultralytics' validation NMS settings.
-pub fn val_nms() -> NmsConfig {
-    NmsConfig {
-        conf: 0.001,
-        iou: 0.7,
-        max_det: 300,
-        ..NmsConfig::default()
-    }
-}
-
 /// Predictions and ground truth of one letterboxed batch, ready for `metrics::evaluate`.
 pub fn batch_evals(model: &YoloModel, batch: &Batch, nms: &NmsConfig) -> Result<Vec<ImageEval>> {
     let out = model.forward_eval(&batch.images)?;

@@ -34,6 +34,17 @@ pub struct NmsConfig {
     pub max_wh: f32,
 }
 
+impl NmsConfig {
+    /// ultralytics' validator settings (conf 0.001, iou 0.7, max_det 300): training
+    /// validation and every COCOeval of a model or engine use them.
+    pub fn validation() -> Self {
+        NmsConfig {
+            conf: 0.001,
+            ..NmsConfig::default()
+        }
+    }
+}
+
 impl Default for NmsConfig {
     fn default() -> Self {
         NmsConfig {
