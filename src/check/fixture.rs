@@ -101,6 +101,29 @@ impl Fixture {
         }
     }
 
+    /// `lines` plus a failed line for every `outputs.*` tensor not in `produced`: a
+    /// reference output our code did not compute is a failure, not a skip.
+    pub fn with_unproduced(
+        &self,
+        mut lines: Vec<CheckLine>,
+        produced: &[String],
+    ) -> Vec<CheckLine> {
+        for name in self.names_with_prefix("outputs.") {
+            if !produced.contains(&name) {
+                let shape = self.file.info(&name).map_or_else(
+                    || crate::Shape::from(Vec::<usize>::new()),
+                    |i| i.shape.clone(),
+                );
+                lines.push(CheckLine::failed(
+                    &name,
+                    shape,
+                    "not produced by this model",
+                ));
+            }
+        }
+        lines
+    }
+
     fn err(&self, record: &str, msg: String) -> Error {
         Error::Format {
             path: self.path().to_string(),

@@ -6,6 +6,8 @@ pub mod compare;
 pub mod fixture;
 pub mod ops;
 pub mod preprocess;
+pub mod sam;
+pub mod sam_lora;
 pub mod tolerance;
 pub mod yolov8;
 pub mod yolov8_postprocess;
@@ -23,6 +25,8 @@ pub const KNOWN_KINDS: &[&str] = &[
     "coco-eval",
     "ops",
     "preprocess",
+    "sam",
+    "sam-lora",
     "yolov8-postprocess",
     "yolov8-detect",
     "yolov8-seg",
@@ -34,6 +38,7 @@ pub fn run_kind(kind: &str, fx: &Fixture) -> Result<Vec<CheckLine>> {
         "coco-eval" => coco_eval::check(fx),
         "ops" => ops::check(fx),
         "preprocess" => preprocess::check(fx),
+        "sam" | "sam-lora" => sam::check(fx),
         "yolov8-seg" | "yolov8-detect" => yolov8::check(fx),
         "yolov8-postprocess" => yolov8_postprocess::check(fx),
         _ => {

@@ -57,7 +57,7 @@ pub fn check(fx: &Fixture) -> Result<Vec<CheckLine>> {
     let has_loss = !fx.names_with_prefix("outputs.loss").is_empty()
         || !fx.names_with_prefix("grads.").is_empty();
     if !has_loss {
-        return Ok(finish(fx, lines, &produced));
+        return Ok(fx.with_unproduced(lines, &produced));
     }
     let targets = targets(fx, model.is_seg())?;
     let gains = LossGains::from_hyp(raw.get("hyp"));
@@ -94,27 +94,10 @@ pub fn check(fx: &Fixture) -> Result<Vec<CheckLine>> {
         lines.push(line);
         produced.push(name);
     }
-    Ok(finish(fx, lines, &produced))
+    Ok(fx.with_unproduced(lines, &produced))
 }
 
 /// Every `outputs.*` tensor not compared is a failed line.
-fn finish(fx: &Fixture, mut lines: Vec<CheckLine>, produced: &[String]) -> Vec<CheckLine> {
-    for name in fx.names_with_prefix("outputs.") {
-        if !produced.contains(&name) {
-            let shape = fx.file().info(&name).map_or_else(
-                || crate::Shape::from(Vec::<usize>::new()),
-                |i| i.shape.clone(),
-            );
-            lines.push(CheckLine::failed(
-                &name,
-                shape,
-                "not produced by this model",
-            ));
-        }
-    }
-    lines
-}
-
 /// ultralytics' batch dict from `inputs.*`: batch_idx `[N]`, cls `[N, 1]`, bboxes
 /// `[N, 4]` normalised xywh, masks `[N, h, w]` (seg).
 fn targets(fx: &Fixture, seg: bool) -> Result<Targets> {

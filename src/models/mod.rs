@@ -1,2 +1,3 @@
 //! Models built from their reference configs, loading the reference's weight names.
+pub mod sam;
 pub mod yolov8;

@@ -9,7 +9,10 @@ mod layer_norm;
 mod linear;
 mod load;
 mod lora;
+mod lora_config;
+mod lora_report;
 mod module;
+mod proj;
 mod sequential;
 
 pub use batch_norm::BatchNorm2d;
@@ -20,7 +23,10 @@ pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use load::{LoadReport, load_state_dict};
 pub use lora::LoraLinear;
+pub use lora_config::{LoraConfig, TargetModules};
+pub use lora_report::ParamCount;
 pub use module::{Module, freeze, join, parameter, state_dict_of, unfreeze};
+pub use proj::{LoraPlan, Proj, mark_only_lora_trainable, proj};
 pub use sequential::{Activation, Flatten, Layer, Sequential};
 
 use crate::{Result, Tensor};

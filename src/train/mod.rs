@@ -6,7 +6,10 @@
 pub mod checkpoint;
 pub mod config;
 pub mod early_stop;
+pub mod embed_cache;
 pub mod metrics_log;
+pub mod sam_data;
+pub mod sam_teacher;
 pub mod signal;
 pub mod student;
 pub mod trainer;

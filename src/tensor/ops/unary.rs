@@ -73,6 +73,14 @@ unop!(
 unop!(Sigmoid, "sigmoid", |x| sigmoid(x), |x, y| y * (T::ONE - y));
 unop!(Tanh, "tanh", |x| x.tanh(), |x, y| T::ONE - y * y);
 // atan through f64 (the Float trait has no atan); d/dx = 1 / (1 + x²).
+// sin/cos through f64 as atan (SAM's random-Fourier positional encoding); f32 results are
+// the correctly rounded f64 values, as torch's on CPU to within an ulp.
+unop!(Sin, "sin", |x| T::from_f64(x.to_f64().sin()), |x, y| {
+    T::from_f64(x.to_f64().cos())
+});
+unop!(Cos, "cos", |x| T::from_f64(x.to_f64().cos()), |x, y| {
+    T::from_f64(-x.to_f64().sin())
+});
 unop!(
     Atan,
     "atan",
@@ -174,6 +182,12 @@ impl Tensor {
     pub fn atan(&self) -> Result<Tensor> {
         self.unary::<Atan>()
     }
+    pub fn sin(&self) -> Result<Tensor> {
+        self.unary::<Sin>()
+    }
+    pub fn cos(&self) -> Result<Tensor> {
+        self.unary::<Cos>()
+    }
     pub fn silu(&self) -> Result<Tensor> {
         self.unary::<Silu>()
     }
@@ -223,5 +237,31 @@ mod atan_tests {
             assert!((a - b.atan()).abs() < 1e-15);
         }
         gradcheck("atan", &[x], |t| t[0].atan(), &GradcheckOpts::default()).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod trig_tests {
+    use crate::Tensor;
+    use crate::autograd::gradcheck::{GradcheckOpts, gradcheck};
+
+    #[test]
+    fn sin_cos_values_and_gradients() {
+        let xs = [-7.0f64, -1.5, 0.0, 0.3, 2.0, 31.4];
+        let x = Tensor::from_vec(xs.to_vec(), [2, 3]).unwrap();
+        let s = x.sin().unwrap().to_vec::<f64>().unwrap();
+        let c = x.cos().unwrap().to_vec::<f64>().unwrap();
+        for i in 0..6 {
+            assert!((s[i] - xs[i].sin()).abs() < 1e-15);
+            assert!((c[i] - xs[i].cos()).abs() < 1e-15);
+        }
+        gradcheck(
+            "sin",
+            std::slice::from_ref(&x),
+            |t| t[0].sin(),
+            &GradcheckOpts::default(),
+        )
+        .unwrap();
+        gradcheck("cos", &[x], |t| t[0].cos(), &GradcheckOpts::default()).unwrap();
     }
 }
