@@ -36,7 +36,11 @@ impl SamModel {
     pub fn build(cfg: &SamConfig, b: &mut Builder) -> Result<SamModel> {
         cfg.validate()?;
         let f = cfg.vision.num_pos_feats;
-        let scale = cfg.vision.hidden_size as f64 / 2.0;
+        // segment-anything draws this Gaussian with std 1 (PositionEmbeddingRandom's
+        // default scale), which keeps the encoding smooth over the image; transformers'
+        // random init uses hidden/2, whose high frequencies leave a fresh model unable to
+        // tell where a box is. Loaded checkpoints carry their own values either way.
+        let scale = 1.0;
         // transformers ties the prompt encoder's copy to this one; a checkpoint may hold
         // either name or both.
         let gaussian_name = match &b.src {
