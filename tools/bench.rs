@@ -11,11 +11,16 @@
 //!                        pycocotools evaluate+accumulate+summarize; try --iters 3)
 //!
 //!   ed-bench engine     (our fp32 engine vs onnxruntime on our ONNX, YOLOv8n-seg 640², batch 1)
+//!   ed-bench sam-teacher (SAM teacher fine-tuning: peak memory LoRA vs whole decoder, and
+//!                        epoch 1 with the embedding cache built vs later epochs; --iters =
+//!                        epochs, 2..5)
 //!
 //! The reference side runs tools/reference/bench_ref.py with PATH (default: $EDGEDISTILL_PYTHON,
 //! else python3); pass `--python none` to time ours only.
 #[path = "bench_engine.rs"]
 mod bench_engine;
+#[path = "bench_sam.rs"]
+mod bench_sam;
 #[path = "bench_yolo.rs"]
 mod bench_yolo;
 use edgedistill::tensor::{Conv2dParams, Rng};
@@ -35,7 +40,7 @@ struct Args {
 fn parse() -> std::result::Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let case = it.next().ok_or(
-        "usage: ed-bench matmul|conv|conv-train|mask-iou|attention|lora|cocoeval-segm|yolo-forward|yolo-train|engine [--threads N] [--iters N] [--python PATH|none] [--profile N (engine)]",
+        "usage: ed-bench matmul|conv|conv-train|mask-iou|attention|lora|cocoeval-segm|yolo-forward|yolo-train|engine|sam-teacher [--threads N] [--iters N] [--python PATH|none] [--profile N (engine)]",
     )?;
     let mut a = Args {
         case,
@@ -238,9 +243,10 @@ fn run(a: &Args) -> Result<()> {
         "yolo-forward" => bench_yolo::yolo_case(a, false)?,
         "yolo-train" => bench_yolo::yolo_case(a, true)?,
         "engine" => bench_engine::engine_case(a)?,
+        "sam-teacher" => bench_sam::sam_teacher_case(a.iters.clamp(2, 5))?,
         other => {
             return Err(edgedistill::Error::msg(format!(
-                "unknown case {other:?}: expected matmul, conv, conv-train, mask-iou, attention, lora, cocoeval-segm, yolo-forward, yolo-train or engine"
+                "unknown case {other:?}: expected matmul, conv, conv-train, mask-iou, attention, lora, cocoeval-segm, yolo-forward, yolo-train, engine or sam-teacher"
             )));
         }
     }

@@ -143,3 +143,61 @@ pub fn jitter_box(b: [f32; 4], frac: f64, max_px: f64, w: u32, h: u32, rng: &mut
         o
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::sample::Instance;
+
+    fn inst(bbox: [f32; 4], mask: Option<GrayImage>) -> Instance {
+        Instance {
+            class: 0,
+            bbox,
+            mask,
+            crowd: false,
+        }
+    }
+
+    #[test]
+    fn boxes_outside_or_empty_are_errors_naming_image_and_object() {
+        let e = prompt_box(&inst([10.0, 10.0, 90.0, 40.0], None), 7, 2, 64, 48)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("image 7") && e.contains("object 2") && e.contains("64×48"),
+            "{e}"
+        );
+        let e = prompt_box(&inst([5.0, 5.0, 5.0, 9.0], None), 3, 0, 64, 48)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("image 3") && e.contains("empty"), "{e}");
+        // Within a pixel of the border is clamped, not refused.
+        assert_eq!(
+            prompt_box(&inst([-0.5, 0.0, 64.5, 48.0], None), 1, 0, 64, 48).unwrap(),
+            [0.0, 0.0, 64.0, 48.0]
+        );
+    }
+
+    #[test]
+    fn empty_box_comes_from_the_mask() {
+        let mut m = GrayImage::new(20, 10);
+        for (x, y) in [(3, 2), (8, 6)] {
+            m.put_pixel(x, y, image::Luma([1]));
+        }
+        let b = prompt_box(&inst([0.0, 0.0, 0.0, 0.0], Some(m)), 1, 0, 20, 10).unwrap();
+        assert_eq!(b, [3.0, 2.0, 9.0, 7.0]);
+    }
+
+    #[test]
+    fn jitter_stays_inside_and_bounded() {
+        let mut rng = Rng::new(1);
+        for _ in 0..200 {
+            let b = jitter_box([10.0, 10.0, 50.0, 30.0], 0.1, 20.0, 60, 40, &mut rng);
+            assert!(
+                b[0] >= 6.0 && b[0] <= 14.0 && b[1] >= 8.0 && b[1] <= 12.0,
+                "{b:?}"
+            );
+            assert!(b[2] <= 54.0 && b[3] <= 32.0 && b[2] - b[0] >= 1.0, "{b:?}");
+        }
+    }
+}
