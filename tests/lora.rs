@@ -139,3 +139,56 @@ fn shape_errors_name_the_shapes() {
         .to_string();
     assert!(e.contains("[4, 3]"), "{e}");
 }
+
+/// The fused LoRA-with-dropout op equals the composed form and passes gradcheck.
+#[test]
+fn lora_dropout_fused_matches_composed_and_gradchecks() {
+    use edgedistill::autograd::gradcheck::{GradcheckOpts, gradcheck};
+    let x = common::randn64(&[2, 3, 5], 1);
+    let w = common::randn64(&[4, 5], 2);
+    let b = common::randn64(&[4], 3);
+    let a = common::randn64(&[2, 5], 4);
+    let bm = common::randn64(&[4, 2], 5);
+    let keep_v: Vec<u8> = (0..30).map(|i| u8::from(i % 3 != 0)).collect();
+    let keep = edgedistill::Tensor::from_vec(keep_v.clone(), [2, 3, 5]).unwrap();
+    let p = 0.25;
+    let fused = x
+        .lora_linear_dropout(&w, Some(&b), &a, &bm, 1.5, &keep, p)
+        .unwrap();
+    let m = edgedistill::Tensor::from_vec(
+        keep_v
+            .iter()
+            .map(|&k| k as f64 / (1.0 - p))
+            .collect::<Vec<_>>(),
+        [2, 3, 5],
+    )
+    .unwrap();
+    let composed = x
+        .linear(&w, Some(&b))
+        .unwrap()
+        .add(
+            &x.mul(&m)
+                .unwrap()
+                .linear(&a, None)
+                .unwrap()
+                .linear(&bm, None)
+                .unwrap()
+                .mul_scalar(1.5)
+                .unwrap(),
+        )
+        .unwrap();
+    common::assert_close(
+        &common::vals(&fused),
+        &common::vals(&composed),
+        1e-12,
+        1e-12,
+        "fused",
+    );
+    gradcheck(
+        "lora_linear_dropout",
+        &[x, w, a, bm, b],
+        |t| t[0].lora_linear_dropout(&t[1], Some(&t[4]), &t[2], &t[3], 1.5, &keep, p),
+        &GradcheckOpts::default(),
+    )
+    .unwrap();
+}

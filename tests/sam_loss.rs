@@ -67,7 +67,7 @@ fn gradchecks() {
     let o = GradcheckOpts::default();
     gradcheck(
         "focal",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |v| sigmoid_focal_loss(&v[0], &t, 0.25, 2.0),
         &o,
     )

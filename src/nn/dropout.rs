@@ -29,6 +29,13 @@ impl Dropout {
         self.training.load(Ordering::Relaxed)
     }
 
+    /// The next mask for `n` elements as bytes (1 kept, 0 dropped), drawn exactly as
+    /// `forward` draws its mask (same RNG stream).
+    pub fn keep_mask(&self, n: usize) -> Vec<u8> {
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        (0..n).map(|_| u8::from(rng.uniform() >= self.p)).collect()
+    }
+
     /// x * mask, where mask holds 0 or 1/(1-p); the gradient is g * mask through `mul`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if !self.is_training() || self.p == 0.0 {

@@ -124,16 +124,22 @@ impl Forward for LoraLinear {
             return self.base.forward(x).with_context(ctx);
         }
         match &self.dropout {
-            // Dropout acts on the adapter's input only, so the fused op (one x for both
-            // paths) does not apply.
-            Some(d) if d.is_training() => {
-                let base = x.linear(&self.base.weight, self.base.bias.as_ref());
-                let lora = d
-                    .forward(x)
-                    .and_then(|xd| xd.linear(&self.lora_a, None))
-                    .and_then(|t| t.linear(&self.lora_b, None))
-                    .and_then(|t| t.mul_scalar(self.scale));
-                base.and_then(|b| b.add(&lora?)).with_context(ctx)
+            // Dropout acts on the adapter's input only: the fused op keeps x and a byte
+            // mask instead of the dropped copy of x.
+            Some(d) if d.is_training() && d.p > 0.0 => {
+                let keep = Tensor::from_vec(d.keep_mask(x.elem_count()), x.shape().clone());
+                keep.and_then(|keep| {
+                    x.lora_linear_dropout(
+                        &self.base.weight,
+                        self.base.bias.as_ref(),
+                        &self.lora_a,
+                        &self.lora_b,
+                        self.scale,
+                        &keep,
+                        d.p,
+                    )
+                })
+                .with_context(ctx)
             }
             _ => x
                 .lora_linear(

@@ -117,6 +117,106 @@ impl Tensor {
     }
 }
 
+impl Tensor {
+    /// PEFT's LoRA with dropout on the adapter input, fused:
+    ///   y = x·Wᵀ + b + s·((x ⊙ m / (1 − p))·Aᵀ)·Bᵀ
+    /// with `keep` (u8, one per element of x, 1 = kept) the dropout mask. Backward keeps x
+    /// and the byte mask and recomputes the dropped input, where the composed version keeps
+    /// an f32 mask and the dropped copy of x per layer (that was most of LoRA training's
+    /// activation memory on SAM's decoder).
+    #[allow(clippy::too_many_arguments)]
+    pub fn lora_linear_dropout(
+        &self,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        a: &Tensor,
+        bm: &Tensor,
+        scale: f64,
+        keep: &Tensor,
+        p: f64,
+    ) -> Result<Tensor> {
+        let (out_f, in_f, r) = lora_dims(self, w, b, a, bm)?;
+        if keep.dtype() != DType::U8 || keep.dims() != self.dims() {
+            return Err(Error::Shape {
+                op: "lora_linear_dropout",
+                msg: format!(
+                    "mask {} {} must be u8 of x's shape {}",
+                    keep.dtype(),
+                    keep.shape(),
+                    self.shape()
+                ),
+            });
+        }
+        // p = 1 keeps nothing (the adapter path is zero), as torch's dropout.
+        let inv = if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 };
+        let dropped =
+            |x: &Tensor| -> Result<Tensor> { x.mul(&keep.to_dtype(x.dtype())?.mul_scalar(inv)?) };
+        let (out, t) = {
+            let _g = crate::no_grad();
+            let t = dropped(self)?.linear(a, None)?; // [..., r]
+            let y = self
+                .linear(w, b)?
+                .add(&t.linear(bm, None)?.mul_scalar(scale)?)?;
+            (y, t)
+        };
+        let (x, w_, a_, bm_, b_, keep_) = (
+            self.clone(),
+            w.clone(),
+            a.clone(),
+            bm.clone(),
+            b.cloned(),
+            keep.clone(),
+        );
+        let mut inputs = vec![self, w, a, bm];
+        inputs.extend(b);
+        Ok(record(out, "lora_linear_dropout", &inputs, move |_, g| {
+            let x2 = x.reshape([x.elem_count() / in_f, in_f])?;
+            let g2 = g.reshape([g.elem_count() / out_f, out_f])?;
+            let t2 = t.reshape([t.elem_count() / r, r])?;
+            let m2 = keep_
+                .reshape([x.elem_count() / in_f, in_f])?
+                .to_dtype(g.dtype())?
+                .mul_scalar(inv)?;
+            let gb = if x.tracks_grad() || a_.tracks_grad() {
+                Some(g2.matmul(&bm_)?)
+            } else {
+                None
+            };
+            let dx = match (&gb, x.tracks_grad()) {
+                (Some(gb), true) => Some(
+                    g2.matmul(&w_)?
+                        .add(&gb.matmul(&a_)?.mul(&m2)?.mul_scalar(scale)?)?
+                        .reshape(x.shape().clone())?,
+                ),
+                _ => None,
+            };
+            let dw = if w_.tracks_grad() {
+                Some(g2.t()?.matmul(&x2)?)
+            } else {
+                None
+            };
+            let da = match (&gb, a_.tracks_grad()) {
+                (Some(gb), true) => Some(gb.t()?.matmul(&x2.mul(&m2)?)?.mul_scalar(scale)?),
+                _ => None,
+            };
+            let dbm = if bm_.tracks_grad() {
+                Some(g2.t()?.matmul(&t2)?.mul_scalar(scale)?)
+            } else {
+                None
+            };
+            let mut grads = vec![dx, dw, da, dbm];
+            if let Some(bias) = &b_ {
+                grads.push(if bias.tracks_grad() {
+                    Some(g2.sum(&[0], false)?)
+                } else {
+                    None
+                });
+            }
+            Ok(grads)
+        }))
+    }
+}
+
 /// The forward on a CUDA device (kernels/lora_matmul.cu), f32: same arguments, checks and
 /// result as `Tensor::lora_linear` (no autograd yet). Host tensors in and out until CUDA
 /// tensors land.
