@@ -23,8 +23,8 @@ fn base_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sam-tiny-base.safetensors")
 }
 
-fn tiny_config() -> SamConfig {
-    SamConfig::from_json(&serde_json::json!({
+fn tiny_config_json() -> serde_json::Value {
+    serde_json::json!({
         "vision_config": {"hidden_size": 96, "output_channels": 32, "num_hidden_layers": 4,
             "num_attention_heads": 4, "image_size": 128, "patch_size": 8, "window_size": 8,
             "global_attn_indexes": [3], "num_pos_feats": 16, "mlp_dim": 384},
@@ -32,8 +32,11 @@ fn tiny_config() -> SamConfig {
             "mask_input_channels": 8, "image_embedding_size": 16},
         "mask_decoder_config": {"hidden_size": 32, "mlp_dim": 64, "num_hidden_layers": 2,
             "num_attention_heads": 2, "iou_head_hidden_dim": 32}
-    }))
-    .unwrap()
+    })
+}
+
+fn tiny_config() -> SamConfig {
+    SamConfig::from_json(&tiny_config_json()).unwrap()
 }
 
 struct Data {
@@ -273,15 +276,7 @@ fn peft_loads_our_adapter() {
         .filter(|(n, _)| !n.contains("lora_"))
         .collect();
     edgedistill::io::save_safetensors(dir.join("model.safetensors"), &base, None).unwrap();
-    let config = serde_json::json!({
-        "vision_config": {"hidden_size": 96, "output_channels": 32, "num_hidden_layers": 4,
-            "num_attention_heads": 4, "image_size": 128, "patch_size": 8, "window_size": 8,
-            "global_attn_indexes": [3], "num_pos_feats": 16, "mlp_dim": 384},
-        "prompt_encoder_config": {"hidden_size": 32, "image_size": 128, "patch_size": 8,
-            "mask_input_channels": 8, "image_embedding_size": 16},
-        "mask_decoder_config": {"hidden_size": 32, "mlp_dim": 64, "num_hidden_layers": 2,
-            "num_attention_heads": 2, "iou_head_hidden_dim": 32}
-    });
+    let config = tiny_config_json();
     std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
     let pixels = Tensor::randn([1, 3, 128, 128], 0.0, 1.0, &mut rng);
     let boxes = Tensor::from_vec(
@@ -434,6 +429,63 @@ fn interrupted_run_resumes_exactly() {
     assert!(
         straight == resumed,
         "resumed run differs from the uninterrupted one"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `ed-train-teacher` end to end: a transformers-style checkpoint folder and a synthetic
+/// COCO set with masks give a PEFT adapter; a boxes-only set is refused with a message
+/// that names the missing teacher.
+#[test]
+fn ed_train_teacher_tool() {
+    let dir = tmp("sam-tool");
+    let d = data(&dir.join("data"), &["circle", "star"], 6, 2);
+    let ckpt = dir.join("sam");
+    std::fs::create_dir_all(&ckpt).unwrap();
+    std::fs::write(ckpt.join("config.json"), tiny_config_json().to_string()).unwrap();
+    let sd = base_state();
+    let named: Vec<(String, Tensor)> = sd
+        .names()
+        .map(|n| {
+            (
+                n.to_string(),
+                sd.get(n).unwrap().to_dtype(DType::F32).unwrap(),
+            )
+        })
+        .collect();
+    edgedistill::io::save_safetensors(ckpt.join("model.safetensors"), &named, None).unwrap();
+    let data_dir = dir.join("data");
+    let bin = env!("CARGO_BIN_EXE_ed-train-teacher");
+    let run = |train: &Path, out: &Path| {
+        std::process::Command::new(bin)
+            .args(["--train", &train.display().to_string()])
+            .args(["--val", &data_dir.join("val.json").display().to_string()])
+            .args(["--images", &d.images.display().to_string()])
+            .args(["--sam", &ckpt.display().to_string()])
+            .args(["--out", &out.display().to_string(), "--epochs", "1"])
+            .output()
+            .unwrap()
+    };
+    let out = run(&data_dir.join("train.json"), &dir.join("run"));
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("trainable params: 11,776"), "{text}");
+    let ad = load_adapter(dir.join("run/adapter")).unwrap();
+    assert_eq!(ad.modules().len(), 28);
+
+    // Boxes only: drop every segmentation.
+    let mut coco = d.train.0.clone();
+    for a in &mut coco.annotations {
+        a.segmentation = None;
+    }
+    let boxes_only = dir.join("boxes.json");
+    coco.write(&boxes_only).unwrap();
+    let out = run(&boxes_only, &dir.join("run2"));
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success() && text.contains("Grounding DINO") && text.contains("issue 9"),
+        "{text}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
