@@ -23,12 +23,15 @@ fn base_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sam-tiny-base.safetensors")
 }
 
+/// The tiny SAM: a 12-layer, 96-wide ViT on 256² inputs (16×16 embeddings) and a 32-wide
+/// decoder, so that, as in the released SAMs, the frozen encoder costs more per image than
+/// a decoder training step (what the embedding cache saves).
 fn tiny_config_json() -> serde_json::Value {
     serde_json::json!({
-        "vision_config": {"hidden_size": 96, "output_channels": 32, "num_hidden_layers": 4,
-            "num_attention_heads": 4, "image_size": 128, "patch_size": 8, "window_size": 8,
-            "global_attn_indexes": [3], "num_pos_feats": 16, "mlp_dim": 384},
-        "prompt_encoder_config": {"hidden_size": 32, "image_size": 128, "patch_size": 8,
+        "vision_config": {"hidden_size": 96, "output_channels": 32, "num_hidden_layers": 12,
+            "num_attention_heads": 4, "image_size": 256, "patch_size": 16, "window_size": 8,
+            "global_attn_indexes": [5, 11], "num_pos_feats": 16, "mlp_dim": 384},
+        "prompt_encoder_config": {"hidden_size": 32, "image_size": 256, "patch_size": 16,
             "mask_input_channels": 8, "image_embedding_size": 16},
         "mask_decoder_config": {"hidden_size": 32, "mlp_dim": 64, "num_hidden_layers": 2,
             "num_attention_heads": 2, "iou_head_hidden_dim": 32}
@@ -110,8 +113,8 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 /// Remake the base: a random tiny SAM, its whole mask decoder trained on circles and
-/// squares (dice-heavy loss: a decoder trained from scratch collapses to "background"
-/// under SAM's 20:1 focal weighting), stored in f16.
+/// squares (60 epochs, lr 3e-3, focal weight 1: a decoder trained from scratch collapses
+/// to "background" under SAM's 20:1 focal weighting), stored in f16.
 #[test]
 #[ignore]
 fn make_tiny_base() {
@@ -124,7 +127,7 @@ fn make_tiny_base() {
     };
     opts.loss.focal = 1.0;
     opts.train.epochs = 60;
-    opts.train.lr0 = 1e-2;
+    opts.train.lr0 = 3e-3;
     let r = run(&model, &d, &dir.join("run"), &opts);
     eprintln!("base: val mIoU {:.3} → {:.3}", r.miou_before, r.miou_best);
     let named: Vec<(String, Tensor)> = state_dict_of(&model)
@@ -164,7 +167,7 @@ fn lora_finetune_raises_val_iou_with_frozen_base() {
         ..Default::default()
     };
     opts.train.epochs = 8;
-    opts.train.lr0 = 1e-3;
+    opts.train.lr0 = 3e-3;
     opts.train.progress = false;
     let r = run(&model, &d, &dir.join("run"), &opts);
     eprintln!(
@@ -173,11 +176,11 @@ fn lora_finetune_raises_val_iou_with_frozen_base() {
     );
     let frac = r.params.trainable as f64 / r.params.total as f64;
     assert!(frac < 0.05, "trainable fraction {frac}");
-    // The tiny base's random encoder caps what any decoder tuning reaches here (full-decoder
-    // training got it to 0.30 on its own shapes), so the bar is a rise of ≥ 10 % and
-    // ≥ 0.02: measured 0.186 → 0.217.
+    // The tiny base's random encoder caps what any decoder tuning reaches (training the whole
+    // decoder got it to 0.47 on its own shapes), so the bar is a rise of ≥ 10 % and ≥ 0.03:
+    // measured 0.343 → 0.396.
     assert!(
-        r.miou_best > r.miou_before + 0.02 && r.miou_best > 1.1 * r.miou_before,
+        r.miou_best > r.miou_before + 0.03 && r.miou_best > 1.1 * r.miou_before,
         "val mIoU {:.3} → {:.3}",
         r.miou_before,
         r.miou_best
@@ -278,9 +281,10 @@ fn peft_loads_our_adapter() {
     edgedistill::io::save_safetensors(dir.join("model.safetensors"), &base, None).unwrap();
     let config = tiny_config_json();
     std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
-    let pixels = Tensor::randn([1, 3, 128, 128], 0.0, 1.0, &mut rng);
+    let side = cfg.vision.image_size;
+    let pixels = Tensor::randn([1, 3, side, side], 0.0, 1.0, &mut rng);
     let boxes = Tensor::from_vec(
-        vec![10.0f32, 12.0, 70.0, 60.0, 40.0, 30.0, 120.0, 110.0],
+        vec![20.0f32, 24.0, 140.0, 120.0, 80.0, 60.0, 240.0, 220.0],
         [1, 2, 4],
     )
     .unwrap();

@@ -129,8 +129,8 @@ pub fn sam_teacher_case(epochs: usize) -> Result<()> {
     let (vc, va) = read(&out.val_json)?;
     let sizes = [
         (
-            "tiny (test config: ViT 96×4, 128² / 8)",
-            config(96, 4, 128, 8, &[3], 32)?,
+            "tiny (test config: ViT 96×12, 256² / 16)",
+            config(96, 12, 256, 16, &[5, 11], 32)?,
         ),
         (
             "small (ViT 384×12, 256² / 16)",
