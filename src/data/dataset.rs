@@ -124,12 +124,7 @@ impl Dataset {
 
     /// Decodes image `index` with its instances at the original size.
     pub fn load(&self, index: usize) -> Result<Sample> {
-        let it = self.items.get(index).ok_or_else(|| {
-            Error::msg(format!(
-                "dataset index {index} out of range (len {})",
-                self.len()
-            ))
-        })?;
+        let it = self.item(index)?;
         let image = load_rgb(&it.path)?;
         if image.dimensions() != (it.width, it.height) {
             return Err(bad(
@@ -145,6 +140,30 @@ impl Dataset {
                 ),
             ));
         }
+        Ok(Sample {
+            id: it.id,
+            image,
+            instances: self.instances_of(it)?,
+        })
+    }
+
+    /// Image `index`'s id, (width, height) and instances, without decoding the image
+    /// (for work that needs only the annotations, such as training targets).
+    pub fn load_annotations(&self, index: usize) -> Result<(u64, (u32, u32), Vec<Instance>)> {
+        let it = self.item(index)?;
+        Ok((it.id, (it.width, it.height), self.instances_of(it)?))
+    }
+
+    fn item(&self, index: usize) -> Result<&Item> {
+        self.items.get(index).ok_or_else(|| {
+            Error::msg(format!(
+                "dataset index {index} out of range (len {})",
+                self.len()
+            ))
+        })
+    }
+
+    fn instances_of(&self, it: &Item) -> Result<Vec<Instance>> {
         let mut instances = Vec::with_capacity(it.anns.len());
         for a in &it.anns {
             let mask = match &a.seg {
@@ -163,11 +182,7 @@ impl Dataset {
                 crowd: a.crowd,
             });
         }
-        Ok(Sample {
-            id: it.id,
-            image,
-            instances,
-        })
+        Ok(instances)
     }
 }
 

@@ -169,13 +169,23 @@ impl EmbeddingCache {
     }
 }
 
-/// A cache key: FNV-1a over the named parts (config text, weights, image list), as hex.
-pub fn cache_key(parts: &[&[u8]]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for &b in (p.len() as u64).to_le_bytes().iter().chain(p.iter()) {
-            h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+/// A cache key: FNV-1a over length-prefixed parts (config text, weights, image list), fed
+/// one part at a time so large weights are hashed in place.
+pub struct CacheKey(u64);
+
+impl Default for CacheKey {
+    fn default() -> Self {
+        CacheKey(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl CacheKey {
+    pub fn add(&mut self, part: &[u8]) {
+        for &b in (part.len() as u64).to_le_bytes().iter().chain(part) {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
-    format!("{h:016x}")
+    pub fn hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
 }

@@ -5,7 +5,7 @@
 use crate::data::dataset::Dataset;
 use crate::data::masks::Rle;
 use crate::data::preprocess::{Placement, SamResize};
-use crate::data::sample::{Instance, Sample};
+use crate::data::sample::Instance;
 use crate::tensor::Rng;
 use crate::{Error, Result};
 use image::GrayImage;
@@ -87,23 +87,29 @@ pub fn low_res_target(mask: &GrayImage, p: &Placement, l: usize) -> Vec<u8> {
     out
 }
 
-/// The objects of `s` (crowd regions skipped; they are not single objects).
-pub fn item_of(s: &Sample, resize: &SamResize, l: usize) -> Result<Item> {
-    let placement = resize.placement(s.width(), s.height());
+/// The objects of image `id` of size `w`×`h` (crowd regions skipped; they are not single
+/// objects).
+pub fn item_of(
+    id: u64,
+    (w, h): (u32, u32),
+    instances: &[Instance],
+    resize: &SamResize,
+    l: usize,
+) -> Result<Item> {
+    let placement = resize.placement(w, h);
     let mut objects = Vec::new();
-    for (k, inst) in s.instances.iter().enumerate() {
+    for (k, inst) in instances.iter().enumerate() {
         if inst.crowd {
             continue;
         }
         let Some(mask) = &inst.mask else {
             return Err(Error::msg(format!(
-                "image {}, object {k}: no mask (the SAM teacher needs masks on every object)",
-                s.id
+                "image {id}, object {k}: no mask (the SAM teacher needs masks on every object)"
             )));
         };
-        let bbox = prompt_box(inst, s.id, k, s.width(), s.height())?;
-        let full = Rle::from_gray(mask)
-            .map_err(|e| Error::msg(format!("image {}, object {k}: {e}", s.id)))?;
+        let bbox = prompt_box(inst, id, k, w, h)?;
+        let full =
+            Rle::from_gray(mask).map_err(|e| Error::msg(format!("image {id}, object {k}: {e}")))?;
         objects.push(Object {
             bbox,
             low: low_res_target(mask, &placement, l),
@@ -111,16 +117,19 @@ pub fn item_of(s: &Sample, resize: &SamResize, l: usize) -> Result<Item> {
         });
     }
     Ok(Item {
-        id: s.id,
+        id,
         placement,
         objects,
     })
 }
 
-/// Items of every image of `ds` (images decoded once here; progress on stderr).
+/// Items of every image of `ds`, from the annotations alone (no image is decoded).
 pub fn items_of(ds: &Dataset, resize: &SamResize, l: usize) -> Result<Vec<Item>> {
     (0..ds.len())
-        .map(|i| item_of(&ds.load(i)?, resize, l))
+        .map(|i| {
+            let (id, size, instances) = ds.load_annotations(i)?;
+            item_of(id, size, &instances, resize, l)
+        })
         .collect()
 }
 

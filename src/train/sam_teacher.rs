@@ -6,7 +6,7 @@
 //! resume. The frozen encoder's embeddings are computed once per image into an on-disk
 //! cache, so every epoch after the first runs only the decoder.
 use super::config::TrainConfig;
-use super::embed_cache::{EmbeddingCache, cache_key};
+use super::embed_cache::{CacheKey, EmbeddingCache};
 use super::sam_data::{Item, items_of, jitter_box};
 use super::trainer::{EpochCtx, FitSummary, StepCtx, StepLoss, TrainTask, fit, step_seed};
 use crate::data::Coco;
@@ -160,6 +160,8 @@ pub struct SamTask<'a> {
     val_cache: EmbeddingCache,
     order: Vec<usize>,
     opts: TeacherOptions,
+    /// The image positional encoding, computed once (the Gaussian is frozen).
+    image_pe: Tensor,
 }
 
 /// The cache of every image's embedding for `ds`: built on first use, then memory-mapped.
@@ -177,10 +179,11 @@ pub fn embedding_cache(
         pad_size: vc.image_size as u32,
     };
     // Key: the encoder's config and weights, and every image file (name, size, mtime).
-    let mut parts: Vec<Vec<u8>> = vec![format!("{:?}", model.config.vision).into_bytes()];
+    let mut key = CacheKey::default();
+    key.add(format!("{:?}", model.config.vision).as_bytes());
     for (n, t) in model.vision_encoder.named_parameters() {
-        parts.push(n.into_bytes());
-        parts.push(bytemuck::cast_slice(&t.contiguous()?.to_vec::<f32>()?).to_vec());
+        key.add(n.as_bytes());
+        t.with_slice(|v: &[f32]| key.add(bytemuck::cast_slice(v)))?;
     }
     let mut imgs: Vec<_> = coco.images.iter().collect();
     imgs.sort_by_key(|im| im.id);
@@ -195,10 +198,9 @@ pub fn embedding_cache(
                 .map_or(0, |d| d.as_nanos());
             format!("{} {t}", m.len())
         });
-        parts.push(format!("{} {} {stamp:?}", im.id, p.display()).into_bytes());
+        key.add(format!("{} {} {stamp:?}", im.id, p.display()).as_bytes());
     }
-    let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
-    let key = cache_key(&refs);
+    let key = key.hex();
     let ids: Vec<u64> = (0..ds.len()).filter_map(|i| ds.image_id(i)).collect();
     let g = vc.grid();
     let dims = [model.config.decoder.hidden_size, g, g];
@@ -259,6 +261,10 @@ impl<'a> SamTask<'a> {
                 train_cache,
                 val_cache,
                 opts,
+                image_pe: {
+                    let _g = crate::no_grad();
+                    model.image_pe()?
+                },
             },
             [b1, b2],
         ))
@@ -276,7 +282,8 @@ impl<'a> SamTask<'a> {
             boxes: Some(&boxes),
             ..Default::default()
         };
-        self.model.decode(emb, &prompts, false)
+        self.model
+            .decode_with_pe(emb, &self.image_pe, &prompts, false)
     }
 
     /// Loss of image `i` with its (jittered) box prompts.

@@ -145,6 +145,18 @@ impl SamModel {
         prompts: &Prompts,
         multimask: bool,
     ) -> Result<DecoderOutput> {
+        self.decode_with_pe(image_embeddings, &self.image_pe()?, prompts, multimask)
+    }
+
+    /// `decode` with the image positional encoding (`image_pe()`) given, for callers that
+    /// decode many times with a frozen encoding (training) and compute it once.
+    pub fn decode_with_pe(
+        &self,
+        image_embeddings: &Tensor,
+        image_pe: &Tensor,
+        prompts: &Prompts,
+        multimask: bool,
+    ) -> Result<DecoderOutput> {
         let (b, c) = (image_embeddings.dims()[0], image_embeddings.dims()[1]);
         let s = self.config.prompt.image_embedding_size;
         if image_embeddings.dims() != [b, self.config.decoder.hidden_size, s, s] {
@@ -196,13 +208,8 @@ impl SamModel {
             None => Tensor::zeros([b, 1, 0, c], DType::F32),
         };
         let dense = pr.dense(b, prompts.masks)?;
-        self.mask_decoder.forward(
-            image_embeddings,
-            &self.image_pe()?,
-            &sparse,
-            &dense,
-            multimask,
-        )
+        self.mask_decoder
+            .forward(image_embeddings, image_pe, &sparse, &dense, multimask)
     }
 
     /// The whole model: pixel values and prompts → (image embeddings, decoder output).

@@ -46,6 +46,13 @@ fn lora_dims(
     Ok((out_f, in_f, r))
 }
 
+/// The dropout on the adapter input of `lora_linear_dropout`: the byte mask (1 = kept) and
+/// the survivors' scale 1 / (1 − p).
+struct Drop<'a> {
+    keep: &'a Tensor,
+    inv: f64,
+}
+
 impl Tensor {
     /// `self` [..., in]; `w` [out, in]; `b` [out]; `a` [r, in]; `bm` [out, r]; `scale` = s
     /// (PEFT: lora_alpha / r).
@@ -57,67 +64,9 @@ impl Tensor {
         bm: &Tensor,
         scale: f64,
     ) -> Result<Tensor> {
-        let (out_f, in_f, r) = lora_dims(self, w, b, a, bm)?;
-        let (out, t) = {
-            let _g = crate::no_grad();
-            let t = self.linear(a, None)?; // [..., r]
-            let y = self
-                .linear(w, b)?
-                .add(&t.linear(bm, None)?.mul_scalar(scale)?)?;
-            (y, t)
-        };
-        let (x, w_, a_, bm_, b_) = (self.clone(), w.clone(), a.clone(), bm.clone(), b.cloned());
-        let mut inputs = vec![self, w, a, bm];
-        inputs.extend(b);
-        Ok(record(out, "lora_linear", &inputs, move |_, g| {
-            // Flatten leading dims: x2 [N, in], g2 [N, out], t2 [N, r].
-            let x2 = x.reshape([x.elem_count() / in_f, in_f])?;
-            let g2 = g.reshape([g.elem_count() / out_f, out_f])?;
-            let t2 = t.reshape([t.elem_count() / r, r])?;
-            let need_gb = x.tracks_grad() || a_.tracks_grad();
-            let gb = if need_gb {
-                Some(g2.matmul(&bm_)?)
-            } else {
-                None
-            }; // [N, r] = g·B
-            let dx = if x.tracks_grad() {
-                let gb = gb.as_ref().expect("computed when x needs grad");
-                Some(
-                    g2.matmul(&w_)?
-                        .add(&gb.matmul(&a_)?.mul_scalar(scale)?)?
-                        .reshape(x.shape().clone())?,
-                )
-            } else {
-                None
-            };
-            let dw = if w_.tracks_grad() {
-                Some(g2.t()?.matmul(&x2)?)
-            } else {
-                None
-            };
-            let da = match (&gb, a_.tracks_grad()) {
-                (Some(gb), true) => Some(gb.t()?.matmul(&x2)?.mul_scalar(scale)?),
-                _ => None,
-            };
-            let dbm = if bm_.tracks_grad() {
-                Some(g2.t()?.matmul(&t2)?.mul_scalar(scale)?)
-            } else {
-                None
-            };
-            let mut grads = vec![dx, dw, da, dbm];
-            if let Some(bias) = &b_ {
-                grads.push(if bias.tracks_grad() {
-                    Some(g2.sum(&[0], false)?)
-                } else {
-                    None
-                });
-            }
-            Ok(grads)
-        }))
+        lora_impl(self, w, b, a, bm, scale, None)
     }
-}
 
-impl Tensor {
     /// PEFT's LoRA with dropout on the adapter input, fused:
     ///   y = x·Wᵀ + b + s·((x ⊙ m / (1 − p))·Aᵀ)·Bᵀ
     /// with `keep` (u8, one per element of x, 1 = kept) the dropout mask. Backward keeps x
@@ -135,7 +84,6 @@ impl Tensor {
         keep: &Tensor,
         p: f64,
     ) -> Result<Tensor> {
-        let (out_f, in_f, r) = lora_dims(self, w, b, a, bm)?;
         if keep.dtype() != DType::U8 || keep.dims() != self.dims() {
             return Err(Error::Shape {
                 op: "lora_linear_dropout",
@@ -149,72 +97,103 @@ impl Tensor {
         }
         // p = 1 keeps nothing (the adapter path is zero), as torch's dropout.
         let inv = if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 };
-        let dropped =
-            |x: &Tensor| -> Result<Tensor> { x.mul(&keep.to_dtype(x.dtype())?.mul_scalar(inv)?) };
-        let (out, t) = {
-            let _g = crate::no_grad();
-            let t = dropped(self)?.linear(a, None)?; // [..., r]
-            let y = self
-                .linear(w, b)?
-                .add(&t.linear(bm, None)?.mul_scalar(scale)?)?;
-            (y, t)
-        };
-        let (x, w_, a_, bm_, b_, keep_) = (
-            self.clone(),
-            w.clone(),
-            a.clone(),
-            bm.clone(),
-            b.cloned(),
-            keep.clone(),
-        );
-        let mut inputs = vec![self, w, a, bm];
-        inputs.extend(b);
-        Ok(record(out, "lora_linear_dropout", &inputs, move |_, g| {
-            let x2 = x.reshape([x.elem_count() / in_f, in_f])?;
-            let g2 = g.reshape([g.elem_count() / out_f, out_f])?;
-            let t2 = t.reshape([t.elem_count() / r, r])?;
-            let m2 = keep_
-                .reshape([x.elem_count() / in_f, in_f])?
-                .to_dtype(g.dtype())?
-                .mul_scalar(inv)?;
-            let gb = if x.tracks_grad() || a_.tracks_grad() {
-                Some(g2.matmul(&bm_)?)
-            } else {
-                None
-            };
-            let dx = match (&gb, x.tracks_grad()) {
-                (Some(gb), true) => Some(
-                    g2.matmul(&w_)?
-                        .add(&gb.matmul(&a_)?.mul(&m2)?.mul_scalar(scale)?)?
-                        .reshape(x.shape().clone())?,
-                ),
-                _ => None,
-            };
-            let dw = if w_.tracks_grad() {
-                Some(g2.t()?.matmul(&x2)?)
-            } else {
-                None
-            };
-            let da = match (&gb, a_.tracks_grad()) {
-                (Some(gb), true) => Some(gb.t()?.matmul(&x2.mul(&m2)?)?.mul_scalar(scale)?),
-                _ => None,
-            };
-            let dbm = if bm_.tracks_grad() {
-                Some(g2.t()?.matmul(&t2)?.mul_scalar(scale)?)
-            } else {
-                None
-            };
-            let mut grads = vec![dx, dw, da, dbm];
-            if let Some(bias) = &b_ {
-                grads.push(if bias.tracks_grad() {
-                    Some(g2.sum(&[0], false)?)
-                } else {
-                    None
-                });
-            }
-            Ok(grads)
-        }))
+        lora_impl(self, w, b, a, bm, scale, Some(Drop { keep, inv }))
     }
+}
+
+/// Both LoRA ops: the adapter sees x, or x ⊙ m/(1 − p) under dropout (recomputed in
+/// backward from x and the byte mask rather than stored).
+fn lora_impl(
+    x_in: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    a: &Tensor,
+    bm: &Tensor,
+    scale: f64,
+    drop: Option<Drop>,
+) -> Result<Tensor> {
+    let (out_f, in_f, r) = lora_dims(x_in, w, b, a, bm)?;
+    // The multiplier on the adapter's input, as x's dtype and shape; None without dropout.
+    let mult = |dtype: DType| -> Result<Option<Tensor>> {
+        drop.as_ref()
+            .map(|d| d.keep.to_dtype(dtype)?.mul_scalar(d.inv))
+            .transpose()
+    };
+    let (out, t) = {
+        let _g = crate::no_grad();
+        let xa = match mult(x_in.dtype())? {
+            Some(m) => x_in.mul(&m)?,
+            None => x_in.clone(),
+        };
+        let t = xa.linear(a, None)?; // [..., r]
+        let y = x_in
+            .linear(w, b)?
+            .add(&t.linear(bm, None)?.mul_scalar(scale)?)?;
+        (y, t)
+    };
+    let (x, w_, a_, bm_, b_) = (x_in.clone(), w.clone(), a.clone(), bm.clone(), b.cloned());
+    let drop = drop.map(|d| (d.keep.clone(), d.inv));
+    let name = if drop.is_some() {
+        "lora_linear_dropout"
+    } else {
+        "lora_linear"
+    };
+    let mut inputs = vec![x_in, w, a, bm];
+    inputs.extend(b);
+    Ok(record(out, name, &inputs, move |_, g| {
+        // Flatten leading dims: x2 [N, in], g2 [N, out], t2 [N, r], m2 the mask [N, in].
+        let n = x.elem_count() / in_f;
+        let x2 = x.reshape([n, in_f])?;
+        let g2 = g.reshape([g.elem_count() / out_f, out_f])?;
+        let t2 = t.reshape([t.elem_count() / r, r])?;
+        let m2 = drop
+            .as_ref()
+            .map(|(k, inv)| k.reshape([n, in_f])?.to_dtype(g.dtype())?.mul_scalar(*inv))
+            .transpose()?;
+        let masked = |v: Tensor| -> Result<Tensor> {
+            match &m2 {
+                Some(m) => v.mul(m),
+                None => Ok(v),
+            }
+        };
+        let need_gb = x.tracks_grad() || a_.tracks_grad();
+        let gb = if need_gb {
+            Some(g2.matmul(&bm_)?)
+        } else {
+            None
+        }; // [N, r] = g·B
+        let dx = match (&gb, x.tracks_grad()) {
+            (Some(gb), true) => Some(
+                g2.matmul(&w_)?
+                    .add(&masked(gb.matmul(&a_)?)?.mul_scalar(scale)?)?
+                    .reshape(x.shape().clone())?,
+            ),
+            _ => None,
+        };
+        let dw = if w_.tracks_grad() {
+            Some(g2.t()?.matmul(&x2)?)
+        } else {
+            None
+        };
+        let da = match (&gb, a_.tracks_grad()) {
+            (Some(gb), true) => Some(gb.t()?.matmul(&masked(x2.clone())?)?.mul_scalar(scale)?),
+            _ => None,
+        };
+        let dbm = if bm_.tracks_grad() {
+            Some(g2.t()?.matmul(&t2)?.mul_scalar(scale)?)
+        } else {
+            None
+        };
+        let mut grads = vec![dx, dw, da, dbm];
+        if let Some(bias) = &b_ {
+            grads.push(if bias.tracks_grad() {
+                Some(g2.sum(&[0], false)?)
+            } else {
+                None
+            });
+        }
+        Ok(grads)
+    }))
 }
 
 /// The forward on a CUDA device (kernels/lora_matmul.cu), f32: same arguments, checks and
