@@ -4,6 +4,7 @@
 pub mod coco_eval;
 pub mod compare;
 pub mod fixture;
+pub mod grounding_dino;
 pub mod ops;
 pub mod preprocess;
 pub mod sam;
@@ -23,6 +24,7 @@ use std::path::Path;
 /// Kinds with a checker (the arms of `run_kind`).
 pub const KNOWN_KINDS: &[&str] = &[
     "coco-eval",
+    "grounding-dino",
     "ops",
     "preprocess",
     "sam",
@@ -36,6 +38,7 @@ pub const KNOWN_KINDS: &[&str] = &[
 pub fn run_kind(kind: &str, fx: &Fixture) -> Result<Vec<CheckLine>> {
     match kind {
         "coco-eval" => coco_eval::check(fx),
+        "grounding-dino" => grounding_dino::check(fx),
         "ops" => ops::check(fx),
         "preprocess" => preprocess::check(fx),
         "sam" | "sam-lora" => sam::check(fx),

@@ -1,6 +1,7 @@
 //! Layers with named parameters (PyTorch's names, so reference state dicts load as they
 //! are), the module tree, state-dict loading and default initialisations.
 mod batch_norm;
+pub mod builder;
 mod conv;
 mod dropout;
 mod embedding;
@@ -12,6 +13,7 @@ mod lora;
 mod lora_config;
 mod lora_report;
 mod module;
+pub mod param_source;
 mod proj;
 mod sequential;
 

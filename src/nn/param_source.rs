@@ -1,7 +1,7 @@
-//! Where a SAM model's parameters come from while it is built: a state dict (a checkpoint:
+//! Where a model's parameters come from while it is built: a state dict (a checkpoint:
 //! each tensor taken by its transformers name and shape-checked) or a seeded random init
 //! (tests, and the decoder-only training test). Building from the state dict directly avoids
-//! a random init of a ViT-H that would be overwritten at once. Every missing, mis-shaped or
+//! a random init of a ViT-H or a Swin-B that would be overwritten at once. Every missing, mis-shaped or
 //! unused tensor is collected and reported together by `finish`.
 use crate::io::StateDict;
 use crate::nn::{self, Conv2d, LayerNorm, Linear, init, parameter};
@@ -160,6 +160,6 @@ impl<'a> ParamSource<'a> {
             unexpected,
             mismatched,
         }
-        .context(format!("SAM checkpoint {origin}")))
+        .context(format!("checkpoint {origin}")))
     }
 }

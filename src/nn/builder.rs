@@ -1,7 +1,7 @@
-//! The builder every SAM part is made through: parameters from a `ParamSource`, and each
-//! Linear offered to the LoRA plan under its full dotted name (PEFT's module names), so any
+//! The builder every SAM and Grounding DINO part is made through: parameters from a
+//! `ParamSource`, and each Linear offered to the LoRA plan under its full dotted name (PEFT's module names), so any
 //! Linear a target pattern names gets an adapter.
-pub use super::params::{Init, ParamSource};
+pub use super::param_source::{Init, ParamSource};
 use crate::Result;
 pub use crate::nn::Proj;
 use crate::nn::{LoraPlan, proj};
