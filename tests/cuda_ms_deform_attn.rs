@@ -8,6 +8,9 @@ use edgedistill::tensor::Rng;
 use edgedistill::tensor::ops::ms_deform_attn::{ms_deform_attn_backward_cuda, ms_deform_attn_cuda};
 use edgedistill::{DType, Tensor};
 
+/// (B, H, D, Q, P, levels)
+type Case = (usize, usize, usize, usize, usize, Vec<(usize, usize)>);
+
 #[test]
 fn cuda_ms_deform_attn_matches_cpu_reference() {
     let dev = match CudaDevice::get(0) {
@@ -18,7 +21,7 @@ fn cuda_ms_deform_attn_matches_cpu_reference() {
         }
     };
     // (B, H, D, Q, P, levels): odd sizes, D below / above / at a warp, GD-tiny-like.
-    let cases: [(usize, usize, usize, usize, usize, Vec<(usize, usize)>); 4] = [
+    let cases: [Case; 4] = [
         (2, 2, 4, 6, 3, vec![(5, 7), (3, 4), (1, 2)]),
         (1, 3, 33, 17, 2, vec![(9, 11), (4, 5)]),
         (2, 8, 32, 50, 4, vec![(20, 34), (10, 17), (5, 9), (3, 5)]),

@@ -105,7 +105,8 @@ pub fn ms_deform_attn<T: Float>(value: &[T], loc: &[T], attn: &[T], g: &MsdaGeom
         for (head, oh) in o.chunks_mut(g.d).enumerate() {
             let k0 = (bq * g.heads + head) * lp;
             for l in 0..g.levels.len() {
-                for k in k0 + l * g.p..k0 + (l + 1) * g.p {
+                let k1 = k0 + l * g.p;
+                for (k, &a) in (k1..).zip(&attn[k1..k1 + g.p]) {
                     let (t, _) = sample_taps(loc, g, k, bi, head, l);
                     // Sample first, then weight: the composed path's order. Tap-major
                     // loops over contiguous channels, which vectorise.
@@ -117,7 +118,6 @@ pub fn ms_deform_attn<T: Float>(value: &[T], loc: &[T], attn: &[T], g: &MsdaGeom
                             }
                         }
                     }
-                    let a = attn[k];
                     for (ov, &sv) in oh.iter_mut().zip(&smp) {
                         *ov += a * sv;
                     }
