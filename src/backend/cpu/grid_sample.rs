@@ -17,15 +17,15 @@ pub struct GridGeom {
 
 /// One sample: its top-left tap and the fractional offsets from it.
 #[derive(Clone, Copy)]
-struct Sample<T> {
-    x0: isize,
-    y0: isize,
-    fx: T,
-    fy: T,
+pub(crate) struct Sample<T> {
+    pub(crate) x0: isize,
+    pub(crate) y0: isize,
+    pub(crate) fx: T,
+    pub(crate) fy: T,
 }
 
 /// Grid coordinate in [-1, 1] → pixel coordinate (torch's grid_sampler_unnormalize).
-fn unnormalize<T: Float>(v: T, size: usize, align: bool) -> T {
+pub(crate) fn unnormalize<T: Float>(v: T, size: usize, align: bool) -> T {
     let (one, two, s) = (T::ONE, T::from_f64(2.0), T::from_f64(size as f64));
     if align {
         (v + one) / two * (s - one)
@@ -40,25 +40,31 @@ fn unnormalize_scale<T: Float>(size: usize, align: bool) -> T {
     T::from_f64(if align { (s - 1.0) / 2.0 } else { s / 2.0 })
 }
 
+/// The sample at pixel coordinates (ix, iy).
+pub(crate) fn sample_at<T: Float>(ix: T, iy: T) -> Sample<T> {
+    let (fx0, fy0) = (ix.floor(), iy.floor());
+    Sample {
+        // `as` saturates, so far-out (or NaN) coordinates just fall out of bounds.
+        x0: fx0.to_f64() as isize,
+        y0: fy0.to_f64() as isize,
+        fx: ix - fx0,
+        fy: iy - fy0,
+    }
+}
+
 fn samples<T: Float>(grid: &[T], g: &GridGeom) -> Vec<Sample<T>> {
     grid.chunks_exact(2)
         .map(|xy| {
-            let ix = unnormalize(xy[0], g.w, g.align_corners);
-            let iy = unnormalize(xy[1], g.h, g.align_corners);
-            let (fx0, fy0) = (ix.floor(), iy.floor());
-            Sample {
-                // `as` saturates, so far-out (or NaN) coordinates just fall out of bounds.
-                x0: fx0.to_f64() as isize,
-                y0: fy0.to_f64() as isize,
-                fx: ix - fx0,
-                fy: iy - fy0,
-            }
+            sample_at(
+                unnormalize(xy[0], g.w, g.align_corners),
+                unnormalize(xy[1], g.h, g.align_corners),
+            )
         })
         .collect()
 }
 
 /// The four taps (nw, ne, sw, se) as in-plane indices (None outside the image) and weights.
-fn taps<T: Float>(s: &Sample<T>, h: usize, w: usize) -> [(Option<usize>, T); 4] {
+pub(crate) fn taps<T: Float>(s: &Sample<T>, h: usize, w: usize) -> [(Option<usize>, T); 4] {
     let at = |y: isize, x: isize| {
         (y >= 0 && x >= 0 && (y as usize) < h && (x as usize) < w)
             .then(|| y as usize * w + x as usize)

@@ -14,6 +14,7 @@ pub mod index;
 pub mod int8_gemm;
 pub mod mask_iou;
 pub mod math;
+pub mod ms_deform_attn;
 pub mod norm;
 pub mod pool;
 pub mod qconv;

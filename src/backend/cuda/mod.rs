@@ -8,6 +8,7 @@ pub mod device;
 pub mod int8_gemm;
 pub mod lora;
 pub mod mask_iou;
+pub mod ms_deform_attn;
 pub mod nvrtc;
 
 pub use device::{CudaDevice, default_device, driver_present};

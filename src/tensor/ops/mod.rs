@@ -50,6 +50,7 @@ pub mod grid_sample;
 pub mod index;
 pub mod lora;
 pub mod matmul;
+pub mod ms_deform_attn;
 pub mod norm;
 pub mod pool;
 pub mod reduce;
