@@ -11,8 +11,8 @@
 //!    cannot be split, is a single `[UNK]`.
 //!
 //! transformers' slow `BertTokenizerLegacy` differs in rare cases: it lower-cases before
-//! stripping accents, keeps private-use chars, treats only Zs as whitespace (U+2028/2029
-//! are kept) and uses Python's newer Unicode tables (see unicode_tables.rs).
+//! stripping accents, keeps private-use chars and uses Python's newer Unicode tables (see
+//! unicode_tables.rs).
 //!
 //! Spans are UTF-8 byte ranges into the text given to `encode`.
 use super::unicode_tables as ut;
