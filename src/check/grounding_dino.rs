@@ -3,7 +3,7 @@
 //! `inputs.pixel_mask`) and `inputs.input_ids` (+ `attention_mask`, `token_type_ids`).
 //! Compared: `outputs.logits`, `outputs.pred_boxes`, `outputs.last_hidden_state`, the
 //! encoder's last states, and the intermediate and two-stage tensors when a fixture holds
-//! them.
+//! them. With `vocab` and `prompt` metadata, our tokenizer must give `inputs.input_ids`.
 use super::{CheckLine, Fixture};
 use crate::models::grounding_dino::{GroundingDino, GroundingDinoConfig, Inputs};
 use crate::{Result, Tensor};
@@ -25,7 +25,8 @@ pub fn check(fx: &Fixture) -> Result<Vec<CheckLine>> {
     let pixel_mask = opt("inputs.pixel_mask")?;
     let attention_mask = opt("inputs.attention_mask")?;
     let token_type_ids = opt("inputs.token_type_ids")?;
-    let mut lines = Vec::new();
+    // The tokenizer first: `vocab` + `prompt` metadata must give the fixture's ids.
+    let mut lines = super::grounding_dino_tokens::check_tokens(fx)?;
     let mut produced = Vec::new();
     let _g = crate::no_grad();
     let (enc, out) = model.forward(&Inputs {

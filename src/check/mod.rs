@@ -5,6 +5,7 @@ pub mod coco_eval;
 pub mod compare;
 pub mod fixture;
 pub mod grounding_dino;
+mod grounding_dino_tokens;
 pub mod ops;
 pub mod preprocess;
 pub mod sam;

@@ -114,7 +114,10 @@ def main():
         path = os.path.join(d, "vocab.txt")
         with open(path, "w") as f:
             f.write("\n".join(vocab) + "\n")
-        tok = BertTokenizer(vocab_file=path, do_lower_case=True)
+        # transformers 5.23's BertTokenizer(vocab_file=...) ignores the file; from_pretrained
+        # on the folder reads vocab.txt.
+        tok = BertTokenizer.from_pretrained(d, do_lower_case=True)
+        assert tok.vocab_size == len(vocab), tok.vocab_size
         enc = tok(v["prompts"], padding="longest", return_tensors="pt")
     bb = dict(model_type="swin", image_size=224, patch_size=4, mlp_ratio=2.0, drop_path_rate=0.0,
               **v["backbone"])

@@ -15,60 +15,6 @@ pub struct DeformableAttention {
     points: usize,
 }
 
-/// The sampling itself, exactly as transformers' pure-PyTorch `MultiScaleDeformableAttention`:
-/// value [B, S, nh, hd], locations [B, Q, nh, L, P, 2] in [0, 1], weights [B, Q, nh, L, P]
-/// → [B, Q, nh·hd]. Bilinear, zero outside, align_corners=False.
-pub fn ms_deform_attn(
-    value: &Tensor,
-    shapes: &[(usize, usize)],
-    loc: &Tensor,
-    weights: &Tensor,
-) -> Result<Tensor> {
-    let (b, s, nh, hd) = (
-        value.dims()[0],
-        value.dims()[1],
-        value.dims()[2],
-        value.dims()[3],
-    );
-    let (q, nl, np) = (loc.dims()[1], loc.dims()[3], loc.dims()[4]);
-    let total: usize = shapes.iter().map(|(h, w)| h * w).sum();
-    if total != s || nl != shapes.len() {
-        return Err(Error::Shape {
-            op: "ms_deform_attn",
-            msg: format!(
-                "value {} does not fit the level shapes {shapes:?}",
-                value.shape()
-            ),
-        });
-    }
-    let grids = loc.mul_scalar(2.0)?.add_scalar(-1.0)?;
-    let mut start = 0;
-    let mut sampled = Vec::with_capacity(nl);
-    for (l, &(h, w)) in shapes.iter().enumerate() {
-        let v = value
-            .narrow(1, start, h * w)?
-            .permute(&[0, 2, 3, 1])?
-            .reshape([b * nh, hd, h, w])?;
-        let g = grids
-            .narrow(3, l, 1)?
-            .reshape([b, q, nh, np, 2])?
-            .permute(&[0, 2, 1, 3, 4])?
-            .reshape([b * nh, q, np, 2])?;
-        sampled.push(v.grid_sample(&g, false)?); // [B·nh, hd, Q, P]
-        start += h * w;
-    }
-    let refs: Vec<&Tensor> = sampled.iter().collect();
-    let stacked = Tensor::stack(&refs, 3)?.reshape([b * nh, hd, q, nl * np])?;
-    let w = weights
-        .permute(&[0, 2, 1, 3, 4])?
-        .reshape([b * nh, 1, q, nl * np])?;
-    stacked
-        .mul(&w)?
-        .sum(&[-1], false)?
-        .reshape([b, nh * hd, q])?
-        .transpose(1, 2)
-}
-
 impl DeformableAttention {
     pub fn build(
         b: &mut Builder,
@@ -156,7 +102,7 @@ impl DeformableAttention {
                 });
             }
         };
-        let out = ms_deform_attn(&value, shapes, &loc, &att)?;
+        let out = value.ms_deform_attn(shapes, &loc, &att)?;
         self.output_proj.forward(&out)
     }
 }

@@ -9,7 +9,11 @@ pub mod encoder;
 pub mod model;
 pub mod names;
 pub mod position;
+pub mod postprocess;
+pub mod prompt;
 pub mod text;
 
 pub use config::GroundingDinoConfig;
 pub use model::{Encoded, GroundingDino, Inputs, Output};
+pub use postprocess::{GdDetection, Thresholds, detections};
+pub use prompt::ClassPrompt;
