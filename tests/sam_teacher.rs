@@ -488,7 +488,7 @@ fn ed_train_teacher_tool() {
     let out = run(&boxes_only, &dir.join("run2"));
     let text = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(
-        !out.status.success() && text.contains("Grounding DINO") && text.contains("issue 9"),
+        !out.status.success() && text.contains("Grounding DINO") && text.contains("--gdino"),
         "{text}"
     );
     let _ = std::fs::remove_dir_all(&dir);
