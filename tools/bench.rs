@@ -14,11 +14,16 @@
 //!   ed-bench sam-teacher (SAM teacher fine-tuning: peak memory LoRA vs whole decoder, and
 //!                        epoch 1 with the embedding cache built vs later epochs; --iters =
 //!                        epochs, 2..5)
+//!   ed-bench grounding-dino (eval forward of the grounding-dino-tiny shape at 800×1333 vs
+//!                        transformers on the same weights; encode vs a LoRA decode step, the
+//!                        per-image saving of the encoder cache; try --iters 2)
 //!
 //! The reference side runs tools/reference/bench_ref.py with PATH (default: $EDGEDISTILL_PYTHON,
 //! else python3); pass `--python none` to time ours only.
 #[path = "bench_engine.rs"]
 mod bench_engine;
+#[path = "bench_gdino.rs"]
+mod bench_gdino;
 #[path = "bench_sam.rs"]
 mod bench_sam;
 #[path = "bench_yolo.rs"]
@@ -40,7 +45,7 @@ struct Args {
 fn parse() -> std::result::Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let case = it.next().ok_or(
-        "usage: ed-bench matmul|conv|conv-train|mask-iou|attention|lora|cocoeval-segm|yolo-forward|yolo-train|engine|sam-teacher [--threads N] [--iters N] [--python PATH|none] [--profile N (engine)]",
+        "usage: ed-bench matmul|conv|conv-train|mask-iou|attention|lora|cocoeval-segm|yolo-forward|yolo-train|engine|sam-teacher|grounding-dino [--threads N] [--iters N] [--python PATH|none] [--profile N (engine)]",
     )?;
     let mut a = Args {
         case,
@@ -244,6 +249,7 @@ fn run(a: &Args) -> Result<()> {
         "yolo-train" => bench_yolo::yolo_case(a, true)?,
         "engine" => bench_engine::engine_case(a)?,
         "sam-teacher" => bench_sam::sam_teacher_case(a.iters.clamp(2, 5))?,
+        "grounding-dino" => bench_gdino::grounding_dino_case(a)?,
         other => {
             return Err(edgedistill::Error::msg(format!(
                 "unknown case {other:?}: expected matmul, conv, conv-train, mask-iou, attention, lora, cocoeval-segm, yolo-forward, yolo-train, engine or sam-teacher"
