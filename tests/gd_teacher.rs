@@ -1,15 +1,17 @@
-//! The Grounding DINO teacher's LoRA fine-tuning on a tiny config (the random pad5
-//! fixture weights) and a synthetic box dataset: the matched detection loss falls with
-//! every non-LoRA weight bit-identical, the adapter is saved in PEFT's layout, the encoder
-//! cache is reused by a second run, and bad prompts or trainable encoder weights are
-//! refused with clear errors. (Validation mAP50 is measured and printed; on this random,
-//! untrained base it stays near 0, see the issue note.)
+//! The Grounding DINO teacher's LoRA fine-tuning on a tiny config and a synthetic box
+//! dataset: a committed base (the pad5 fixture's model trained on circles and squares by
+//! `make_tiny_base`) adapted to triangles and stars raises validation mAP50 with every
+//! non-LoRA weight bit-identical; the adapter is saved in PEFT's layout, the encoder cache
+//! is reused by a second run, `ed-train-teacher --gdino` runs end to end, and bad prompts
+//! or trainable encoder weights are refused with clear errors.
 mod common;
+use edgedistill::DType;
 use edgedistill::check::Fixture;
 use edgedistill::data::Coco;
 use edgedistill::data::dataset::Dataset;
 use edgedistill::data::preprocess::grounding_dino::GroundingDinoResize;
 use edgedistill::data::synth::{SynthConfig, generate};
+use edgedistill::io::StateDict;
 use edgedistill::models::bert::BertTokenizer;
 use edgedistill::models::grounding_dino::{ClassPrompt, GroundingDino, GroundingDinoConfig};
 use edgedistill::nn::Module;
@@ -17,6 +19,16 @@ use edgedistill::train::gd_teacher::{GdOptions, GdTune, default_lora, train_grou
 use std::path::{Path, PathBuf};
 
 const CLASSES: [&str; 4] = ["circle", "square", "triangle", "star"];
+/// The base is trained on these; LoRA then adapts it to the other two.
+const BASE_CLASSES: [&str; 2] = ["circle", "square"];
+const NEW_CLASSES: [&str; 2] = ["triangle", "star"];
+/// The validation mAP50 gain LoRA must show over the base on the new classes.
+const MIN_RISE: f64 = 0.04;
+
+fn base_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/grounding-dino-tiny-base.safetensors")
+}
 
 fn fixture() -> Fixture {
     Fixture::open(
@@ -53,12 +65,16 @@ struct Data {
 }
 
 fn data(dir: &Path, n_train: usize, seed: u64) -> Data {
+    data_of(dir, &CLASSES, n_train, 8, seed)
+}
+
+fn data_of(dir: &Path, classes: &[&str], n_train: usize, n_val: usize, seed: u64) -> Data {
     let out = generate(
         &SynthConfig {
             n_train,
-            n_val: 8,
+            n_val,
             size: 96,
-            classes: CLASSES.iter().map(|s| s.to_string()).collect(),
+            classes: classes.iter().map(|s| s.to_string()).collect(),
             max_objects: 3,
             seed,
         },
@@ -94,19 +110,46 @@ fn snapshot(m: &GroundingDino) -> Vec<(String, Vec<u32>)> {
         .collect()
 }
 
+/// The pad5 fixture's weights with every trained tensor of the committed base.
+fn base_state(fx: &Fixture) -> StateDict {
+    let base = StateDict::open(base_path()).unwrap();
+    let sd = fx.state_dict("weights.");
+    StateDict::from_tensors(sd.names().map(|n| {
+        let t = if base.contains(n) {
+            base.get(n).unwrap().to_dtype(DType::F32).unwrap()
+        } else {
+            sd.get(n).unwrap()
+        };
+        (n.to_string(), t)
+    }))
+}
+
 #[test]
-fn lora_finetune_lowers_loss_with_frozen_base() {
+fn lora_finetune_raises_val_map50_with_frozen_base() {
     let fx = fixture();
     let cfg = GroundingDinoConfig::from_json(&fx.config().unwrap()).unwrap();
-    let sd = fx.state_dict("weights.");
+    let sd = base_state(&fx);
     let (model, adapted) =
-        GroundingDino::from_state_dict_lora(&cfg, &sd, "pad5", Some((default_lora(), 1))).unwrap();
+        GroundingDino::from_state_dict_lora(&cfg, &sd, "tiny base", Some((default_lora(), 1)))
+            .unwrap();
     assert_eq!(adapted.len(), 10 * cfg.decoder_layers, "{adapted:?}");
     let tok = tokenizer(&fx);
-    let names: Vec<String> = CLASSES.iter().map(|s| s.to_string()).collect();
+    let names: Vec<String> = NEW_CLASSES.iter().map(|s| s.to_string()).collect();
     let prompt = ClassPrompt::new(&tok, &names, cfg.max_text_len).unwrap();
     let dir = tmp("gd-teacher");
-    let d = data(&dir.join("data"), 24, 5);
+    let env = |k: &str, d: f64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(d)
+    };
+    let d = data_of(
+        &dir.join("data"),
+        &NEW_CLASSES,
+        env("GD_N", 96.0) as usize,
+        16,
+        7,
+    );
     let before = snapshot(&model);
     let mut opts = GdOptions {
         resize: GroundingDinoResize {
@@ -115,14 +158,8 @@ fn lora_finetune_lowers_loss_with_frozen_base() {
         },
         ..Default::default()
     };
-    opts.train.epochs = std::env::var("GD_EPOCHS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(6);
-    opts.train.lr0 = std::env::var("GD_LR")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1e-3);
+    opts.train.epochs = env("GD_EPOCHS", 20.0) as usize;
+    opts.train.lr0 = env("GD_LR", 1e-3);
     opts.train.progress = false;
     let t0 = std::time::Instant::now();
     let r = train_grounding_dino(
@@ -136,7 +173,7 @@ fn lora_finetune_lowers_loss_with_frozen_base() {
     )
     .unwrap();
     eprintln!(
-        "mAP50 {:.4} -> {:.4} ({} epochs, {:.1}s) {}",
+        "val mAP50 {:.4} -> {:.4} ({} epochs, {:.1}s) {}",
         r.map50_before,
         r.map50_best,
         r.fit.epochs_completed,
@@ -144,26 +181,11 @@ fn lora_finetune_lowers_loss_with_frozen_base() {
         r.params
     );
     assert_eq!(r.cache_built, [true, true]);
-    // The weighted loss (2·ce + 5·L1 + 2·GIoU of the final layer) per epoch, from results.csv.
-    let csv = std::fs::read_to_string(dir.join("run/results.csv")).unwrap();
-    let mut rows = csv.lines();
-    let head: Vec<&str> = rows.next().unwrap().split(',').collect();
-    let col = |n: &str| head.iter().position(|h| *h == n).unwrap();
-    let (ce, l1, gi) = (col("train/ce"), col("train/bbox"), col("train/giou"));
-    let totals: Vec<f64> = rows
-        .map(|r| {
-            let v: Vec<f64> = r
-                .split(',')
-                .map(|x| x.parse().unwrap_or(f64::NAN))
-                .collect();
-            2.0 * v[ce] + 5.0 * v[l1] + 2.0 * v[gi]
-        })
-        .collect();
-    eprintln!("loss per epoch {totals:?}");
-    assert_eq!(totals.len(), opts.train.epochs);
     assert!(
-        totals.last().unwrap() < &(0.8 * totals[0]),
-        "loss {totals:?}"
+        r.map50_best > r.map50_before + MIN_RISE,
+        "mAP50 {} -> {}",
+        r.map50_before,
+        r.map50_best
     );
     assert_eq!(before, snapshot(&model), "a frozen weight moved");
     assert!(r.saved.join("adapter_model.safetensors").exists());
@@ -288,4 +310,61 @@ fn ed_train_teacher_trains_grounding_dino_on_boxes() {
     assert_eq!(ad.modules().len(), 30);
     assert!(run.join("results.csv").exists() && run.join("metrics.jsonl").exists());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Remake the base: the pad5 fixture's random model with every parameter trained (no
+/// cache; AdamW 1e-3, 30 epochs, 96 images of circles and squares at 96², about 4 min),
+/// the best epoch (validation mAP50 0.109) stored in f16.
+#[test]
+#[ignore]
+fn make_tiny_base() {
+    let fx = fixture();
+    let cfg = GroundingDinoConfig::from_json(&fx.config().unwrap()).unwrap();
+    let sd = fx.state_dict("weights.");
+    let model = GroundingDino::from_state_dict(&cfg, &sd, "pad5").unwrap();
+    let tok = tokenizer(&fx);
+    let names: Vec<String> = BASE_CLASSES.iter().map(|s| s.to_string()).collect();
+    let prompt = ClassPrompt::new(&tok, &names, cfg.max_text_len).unwrap();
+    let dir = tmp("gd-base");
+    let env = |k: &str, d: f64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(d)
+    };
+    let d = data_of(
+        &dir.join("data"),
+        &BASE_CLASSES,
+        env("GD_N", 128.0) as usize,
+        16,
+        3,
+    );
+    let mut opts = GdOptions {
+        tune: GdTune::All,
+        resize: GroundingDinoResize {
+            shortest_edge: 96,
+            longest_edge: 96,
+        },
+        ..Default::default()
+    };
+    opts.train.epochs = env("GD_EPOCHS", 30.0) as usize;
+    opts.train.lr0 = env("GD_LR", 1e-3);
+    opts.train.max_grad_norm = 1.0;
+    let r = train_grounding_dino(
+        &model,
+        prompt,
+        (&d.train.1, &d.train.0),
+        (&d.val.1, &d.val.0),
+        &d.images,
+        &dir.join("run"),
+        &opts,
+    )
+    .unwrap();
+    eprintln!("val mAP50 {:.4} -> {:.4}", r.map50_before, r.map50_best);
+    let named: Vec<(String, edgedistill::Tensor)> = model
+        .named_parameters()
+        .into_iter()
+        .map(|(n, t)| (n, t.detach().to_dtype(edgedistill::DType::F16).unwrap()))
+        .collect();
+    edgedistill::io::save_safetensors(base_path(), &named, None).unwrap();
 }

@@ -68,6 +68,8 @@ pub enum GdTune {
     Lora(LoraConfig),
     /// Every decoder parameter and the box heads (to make a base, or to compare).
     Decoder,
+    /// Every parameter (a base from scratch): no encoder cache, each step encodes anew.
+    All,
 }
 
 #[derive(Clone, Debug)]
@@ -109,6 +111,10 @@ fn is_encoder_side(name: &str) -> bool {
 
 /// Freeze what `tune` does not train; refuse a trainable encoder-side parameter.
 pub fn prepare_trainable(model: &GroundingDino, tune: &GdTune) -> Result<Trainable> {
+    if let GdTune::All = tune {
+        crate::nn::unfreeze(model)?;
+        return Ok(Trainable::of(model));
+    }
     if let GdTune::Decoder = tune {
         freeze(model)?;
         for (n, t) in model.named_parameters() {
@@ -194,8 +200,9 @@ pub struct GdTask<'a> {
     val: Vec<GdItem>,
     val_coco: Coco,
     class_ids: Vec<u64>,
-    train_cache: EncoderCache,
-    val_cache: EncoderCache,
+    /// None when the encoder trains too (`GdTune::All`): every step encodes anew.
+    caches: Option<[EncoderCache; 2]>,
+    datasets: [&'a Dataset; 2],
     order: Vec<usize>,
     opts: GdOptions,
 }
@@ -204,8 +211,8 @@ impl<'a> GdTask<'a> {
     pub fn new(
         model: &'a GroundingDino,
         prompt: ClassPrompt,
-        train: (&Dataset, &Coco),
-        val: (&Dataset, &Coco),
+        train: (&'a Dataset, &Coco),
+        val: (&'a Dataset, &Coco),
         images: &Path,
         cache_dir: &Path,
         opts: GdOptions,
@@ -223,26 +230,31 @@ impl<'a> GdTask<'a> {
         }
         let text_mask = build_text_mask(&prompt.attention_mask()?, max)?.remove(0);
         let progress = opts.train.progress;
-        let (train_cache, b1) = encoder_cache(
-            model,
-            &prompt,
-            &opts.resize,
-            train.0,
-            train.1,
-            images,
-            &cache_dir.join("train"),
-            progress,
-        )?;
-        let (val_cache, b2) = encoder_cache(
-            model,
-            &prompt,
-            &opts.resize,
-            val.0,
-            val.1,
-            images,
-            &cache_dir.join("val"),
-            progress,
-        )?;
+        let (caches, built) = if let GdTune::All = opts.tune {
+            (None, [false, false])
+        } else {
+            let (c1, b1) = encoder_cache(
+                model,
+                &prompt,
+                &opts.resize,
+                train.0,
+                train.1,
+                images,
+                &cache_dir.join("train"),
+                progress,
+            )?;
+            let (c2, b2) = encoder_cache(
+                model,
+                &prompt,
+                &opts.resize,
+                val.0,
+                val.1,
+                images,
+                &cache_dir.join("val"),
+                progress,
+            )?;
+            (Some([c1, c2]), [b1, b2])
+        };
         let train_items = items_of(train.0, "training set")?;
         let val_items = items_of(val.0, "validation set")?;
         if !train_items.iter().any(|it| !it.boxes.is_empty()) {
@@ -262,12 +274,38 @@ impl<'a> GdTask<'a> {
                 val: val_items,
                 val_coco: val.1.clone(),
                 class_ids: val.0.classes.ids.clone(),
-                train_cache,
-                val_cache,
+                caches,
+                datasets: [train.0, val.0],
                 opts,
             },
-            [b1, b2],
+            built,
         ))
+    }
+
+    /// Image `i` of split 0 (train) or 1 (val), encoded: from the cache, or run now.
+    fn encoded(&self, split: usize, i: usize) -> Result<crate::models::grounding_dino::Encoded> {
+        if let Some(c) = &self.caches {
+            return c[split].get(i);
+        }
+        let s = self.datasets[split].load(i)?;
+        let x = self
+            .opts
+            .resize
+            .apply(&s.image)?
+            .pixel_values
+            .unsqueeze(0)?;
+        let (ids, mask, types) = (
+            self.prompt.input_ids()?,
+            self.prompt.attention_mask()?,
+            self.prompt.token_type_ids()?,
+        );
+        self.model.encode(&Inputs {
+            pixel_values: &x,
+            pixel_mask: None,
+            input_ids: &ids,
+            attention_mask: Some(&mask),
+            token_type_ids: Some(&types),
+        })
     }
 
     pub fn trainable(&self) -> &Trainable {
@@ -280,7 +318,7 @@ impl<'a> GdTask<'a> {
         let mut enc_pred = Vec::new();
         let mut targets = Vec::new();
         for &i in idx {
-            let out = self.model.decode(&self.train_cache.get(i)?)?;
+            let out = self.model.decode(&self.encoded(0, i)?)?;
             let layers: Vec<(Tensor, Tensor)> = if self.opts.aux_loss {
                 out.layer_logits.into_iter().zip(out.layer_boxes).collect()
             } else {
@@ -346,7 +384,7 @@ impl<'a> GdTask<'a> {
         };
         let mut records = Vec::new();
         for (i, it) in self.val.iter().enumerate() {
-            let out = self.model.decode(&self.val_cache.get(i)?)?;
+            let out = self.model.decode(&self.encoded(1, i)?)?;
             let (q, t) = (out.logits.dims()[1], out.logits.dims()[2]);
             let dets = detections(
                 &out.logits.reshape([q, t])?,
@@ -431,7 +469,7 @@ pub struct GdResult {
 
 /// Fine-tune `model` for `prompt` and save the best weights: the PEFT adapter files in
 /// `out` for LoRA,
-/// `out/decoder.safetensors` for the whole decoder.
+/// `out/trained.safetensors` (the trained tensors) otherwise.
 pub fn train_grounding_dino(
     model: &GroundingDino,
     prompt: ClassPrompt,
@@ -477,8 +515,8 @@ pub fn train_grounding_dino(
             )?;
             out.to_path_buf()
         }
-        GdTune::Decoder => {
-            let path = out.join("decoder.safetensors");
+        GdTune::Decoder | GdTune::All => {
+            let path = out.join("trained.safetensors");
             let named: Vec<(String, Tensor)> = task
                 .view
                 .0
