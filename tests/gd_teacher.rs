@@ -253,7 +253,7 @@ fn bad_prompts_and_trainable_encoder_are_refused() {
 }
 
 #[test]
-fn ed_train_teacher_trains_grounding_dino_on_boxes() {
+fn ed_train_teacher_and_ed_eval_on_boxes() {
     let fx = fixture();
     let dir = tmp("gd-tool");
     let d = data(&dir.join("data"), 6, 2);
@@ -309,6 +309,25 @@ fn ed_train_teacher_trains_grounding_dino_on_boxes() {
     let ad = edgedistill::io::load_adapter(&run).unwrap();
     assert_eq!(ad.modules().len(), 30);
     assert!(run.join("results.csv").exists() && run.join("metrics.jsonl").exists());
+    // ed-eval evaluates the teacher with its adapter and the class-name prompt.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ed-eval"))
+        .args(["--gdino", &ckpt.display().to_string()])
+        .args(["--adapter", &run.display().to_string()])
+        .args(["--data", &dir.join("data/val.json").display().to_string()])
+        .args(["--images", &d.images.display().to_string()])
+        .args(["--gd-size", "96", "--gd-max-size", "96"])
+        .args(["--out", &dir.join("eval").display().to_string()])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("prompt: \"circle. square. triangle. star.\"")
+            && text.contains("COCOeval iouType=bbox"),
+        "{text}"
+    );
+    assert!(dir.join("eval/predictions.json").exists() && dir.join("eval/metrics.json").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -367,4 +386,107 @@ fn make_tiny_base() {
         .map(|(n, t)| (n, t.detach().to_dtype(edgedistill::DType::F16).unwrap()))
         .collect();
     edgedistill::io::save_safetensors(base_path(), &named, None).unwrap();
+}
+
+/// `GdTask` that asks the loop to stop after batch `stop_at` of epoch 0 (as Ctrl-C would).
+struct StopAt<'a> {
+    inner: edgedistill::train::gd_teacher::GdTask<'a>,
+    stop_at: Option<usize>,
+}
+
+impl edgedistill::train::TrainTask for StopAt<'_> {
+    fn module(&self) -> &dyn Module {
+        self.inner.module()
+    }
+    fn batches_per_epoch(&self) -> usize {
+        self.inner.batches_per_epoch()
+    }
+    fn on_epoch_start(&mut self, ctx: &edgedistill::train::EpochCtx) -> edgedistill::Result<()> {
+        self.inner.on_epoch_start(ctx)
+    }
+    fn train_step(
+        &mut self,
+        ctx: &mut edgedistill::train::StepCtx,
+    ) -> edgedistill::Result<edgedistill::train::StepLoss> {
+        if Some(ctx.batch) == self.stop_at && ctx.epoch == 0 {
+            edgedistill::train::request_interrupt();
+        }
+        self.inner.train_step(ctx)
+    }
+    fn validate(
+        &mut self,
+        e: usize,
+    ) -> edgedistill::Result<std::collections::BTreeMap<String, f64>> {
+        self.inner.validate(e)
+    }
+}
+
+/// Interrupted mid-epoch and resumed, LoRA training ends bit-identical to an uninterrupted
+/// run (the checkpoint holds the adapter, AdamW state and position).
+#[test]
+fn interrupted_run_resumes_exactly() {
+    use edgedistill::train::gd_teacher::GdTask;
+    let fx = fixture();
+    let cfg = GroundingDinoConfig::from_json(&fx.config().unwrap()).unwrap();
+    let sd = base_state(&fx);
+    let tok = tokenizer(&fx);
+    let names: Vec<String> = NEW_CLASSES.iter().map(|s| s.to_string()).collect();
+    let prompt = ClassPrompt::new(&tok, &names, cfg.max_text_len).unwrap();
+    let dir = tmp("gd-resume");
+    let d = data_of(&dir.join("data"), &NEW_CLASSES, 12, 4, 9);
+    let mut opts = GdOptions {
+        resize: GroundingDinoResize {
+            shortest_edge: 96,
+            longest_edge: 96,
+        },
+        ..Default::default()
+    };
+    opts.train.epochs = 2;
+    opts.train.lr0 = 1e-3;
+    opts.train.progress = false;
+    let train_once = |out: &Path, stop_at: Option<usize>| -> Vec<Vec<f32>> {
+        let (model, _) =
+            GroundingDino::from_state_dict_lora(&cfg, &sd, "tiny base", Some((default_lora(), 1)))
+                .unwrap();
+        let new_task = || {
+            GdTask::new(
+                &model,
+                prompt.clone(),
+                (&d.train.1, &d.train.0),
+                (&d.val.1, &d.val.0),
+                &d.images,
+                &dir.join("cache"),
+                opts.clone(),
+            )
+            .unwrap()
+            .0
+        };
+        let mut t = StopAt {
+            inner: new_task(),
+            stop_at,
+        };
+        let s = edgedistill::train::fit(&mut t, &opts.train, out, false).unwrap();
+        if stop_at.is_some() {
+            assert_eq!(s.status, edgedistill::train::FitStatus::Interrupted);
+            let mut t = StopAt {
+                inner: new_task(),
+                stop_at: None,
+            };
+            let s = edgedistill::train::fit(&mut t, &opts.train, out, true).unwrap();
+            assert_eq!(s.status, edgedistill::train::FitStatus::Completed);
+        }
+        model
+            .named_parameters()
+            .into_iter()
+            .filter(|(n, _)| n.contains("lora_"))
+            .map(|(_, t)| t.to_vec::<f32>().unwrap())
+            .collect()
+    };
+    let straight = train_once(&dir.join("a"), None);
+    let resumed = train_once(&dir.join("b"), Some(2));
+    assert!(
+        straight == resumed,
+        "resumed run differs from the uninterrupted one"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

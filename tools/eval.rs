@@ -6,9 +6,11 @@
 use edgedistill::data::Coco;
 use edgedistill::data::classes::ClassMap;
 use edgedistill::data::image::load_rgb;
+use edgedistill::data::preprocess::grounding_dino::GroundingDinoResize;
 use edgedistill::engine::runtime::load_detector;
 use edgedistill::eval::coco_bridge::image_evals;
 use edgedistill::eval::cocoeval::{CocoEvalResult, IouType, evaluate};
+use edgedistill::eval::grounding_dino_eval::predict_grounding_dino;
 use edgedistill::eval::metrics::{self, DetectionMetrics, EvalOptions, ImageEval};
 use edgedistill::eval::plot::{ImageTile, Overlay, OverlayKind};
 use edgedistill::eval::report::{
@@ -17,6 +19,12 @@ use edgedistill::eval::report::{
 use edgedistill::eval::results::Results;
 use edgedistill::eval::results_write::{predict_coco, write_results};
 use edgedistill::io::atomic::write_atomic;
+use edgedistill::io::{StateDict, apply_adapter, load_adapter};
+use edgedistill::models::bert::BertTokenizer;
+use edgedistill::models::config_json::read_config;
+use edgedistill::models::grounding_dino::{
+    ClassPrompt, GroundingDino, GroundingDinoConfig, Thresholds,
+};
 use edgedistill::models::yolov8::model_file::resolve_model_path;
 use edgedistill::models::yolov8::postprocess::{Binarize, NmsConfig};
 use edgedistill::{Error, Result};
@@ -28,6 +36,8 @@ const USAGE: &str = "usage: ed-eval --gt gt.json --results dt.json [--iou-type b
                [--out DIR] [--images DIR] [--metrics metrics.jsonl] [--tiles N]
        ed-eval --model DIR_OR_FILE --data val.json --images DIR [--conf 0.001] [--iou 0.7]
                [--max-det 300] [--batch 4] [same options as above but --results]
+       ed-eval --gdino DIR [--adapter DIR] --data val.json --images DIR [--gd-size 800]
+               [--gd-max-size 1333] [--box-threshold 0] [--text-threshold 0] [--out DIR]
 
 Evaluates COCO results against COCO ground truth: pycocotools' COCOeval (printed exactly as
 pycocotools prints it) and ultralytics' P/R/F1/mAP with the confusion matrix. Writes
@@ -40,9 +50,25 @@ results carry masks, else bbox.
 --images; one that is missing or does not decode stops the run, naming it) with the model
 file, run directory or engine file (ed-export), letterboxed square at the model's imgsz, NMS as ultralytics' val
 (conf 0.001, iou 0.7, max_det 300), masks binarised by truncation as its validator, writes DIR/predictions.json and evaluates it. Default
-DIR there: eval/ beside the model file.";
+DIR there: eval/ beside the model file.
+
+--gdino mode evaluates a Grounding DINO teacher (a transformers folder: config.json,
+model.safetensors, vocab.txt), with a PEFT LoRA adapter folder when --adapter is given:
+every image is prompted with val.json's class names (\"a. b. c.\"), each query gives its
+best class scored by the max sigmoid over the class's tokens; predictions.json goes to
+DIR (default eval/ in the adapter or model folder) and is evaluated (bbox).";
+
+/// `--gdino` mode: the teacher folder, its adapter, resize and thresholds.
+#[derive(Clone)]
+struct Gdino {
+    dir: PathBuf,
+    adapter: Option<PathBuf>,
+    resize: GroundingDinoResize,
+    th: Thresholds,
+}
 
 struct Args {
+    gdino: Option<Gdino>,
     gt: PathBuf,
     results: PathBuf,
     /// `--model` mode: the model and its NMS settings (results are then written, not read).
@@ -59,6 +85,12 @@ fn parse_args() -> std::result::Result<Args, String> {
     let (mut gt, mut results, mut iou, mut out, mut images, mut metrics, mut tiles) =
         (None, None, None, None, None, None, 12);
     let (mut model, mut batch) = (None::<PathBuf>, 4usize);
+    let (mut gdino, mut adapter) = (None::<PathBuf>, None::<PathBuf>);
+    let mut resize = GroundingDinoResize::default();
+    let mut th = Thresholds {
+        box_threshold: 0.0,
+        text_threshold: 0.0,
+    };
     // ultralytics' validator settings.
     let mut nms = NmsConfig {
         conf: 0.001,
@@ -73,6 +105,12 @@ fn parse_args() -> std::result::Result<Args, String> {
         match a.as_str() {
             "--gt" | "--data" => gt = Some(PathBuf::from(val()?)),
             "--model" => model = Some(PathBuf::from(val()?)),
+            "--gdino" => gdino = Some(PathBuf::from(val()?)),
+            "--adapter" => adapter = Some(PathBuf::from(val()?)),
+            "--gd-size" => resize.shortest_edge = num(&a, &val()?)?,
+            "--gd-max-size" => resize.longest_edge = num(&a, &val()?)?,
+            "--box-threshold" => th.box_threshold = num(&a, &val()?)?,
+            "--text-threshold" => th.text_threshold = num(&a, &val()?)?,
             "--conf" => nms.conf = num(&a, &val()?)?,
             "--iou" => nms.iou = num(&a, &val()?)?,
             "--max-det" => nms.max_det = num(&a, &val()?)?,
@@ -93,7 +131,17 @@ fn parse_args() -> std::result::Result<Args, String> {
         }
     }
     let gt = gt.ok_or("--gt (or --data) is required")?;
+    let gdino = gdino.map(|dir| Gdino {
+        dir,
+        adapter,
+        resize,
+        th,
+    });
+    if gdino.is_some() && (model.is_some() || results.is_some() || images.is_none()) {
+        return Err("--gdino needs --images and excludes --model and --results".into());
+    }
     let (results, model) = match model {
+        None if gdino.is_some() => (PathBuf::new(), None),
         None => (results.ok_or("--results (or --model) is required")?, None),
         Some(m) => {
             if results.is_some() {
@@ -107,6 +155,7 @@ fn parse_args() -> std::result::Result<Args, String> {
         }
     };
     Ok(Args {
+        gdino,
         gt,
         results,
         model,
@@ -448,7 +497,66 @@ fn add_losses(args: &Args, gt: &Coco, ev: &mut metrics::Evaluation) -> Result<()
 
 /// `--model` mode: predict every image of the ground truth (sorted by id) with the model,
 /// write OUT/predictions.json and point `args` at it. Nothing to do without `--model`.
+/// `--gdino` mode: predict the dataset with the teacher and point `args` at the results.
+fn predict_gdino(args: &mut Args, g: &Gdino) -> Result<()> {
+    let images = args
+        .images
+        .clone()
+        .ok_or_else(|| Error::msg("--gdino needs --images"))?;
+    let gt = Coco::read_strict(&args.gt)?;
+    let cfg_path = g.dir.join("config.json");
+    let cfg = GroundingDinoConfig::from_json(&read_config(&cfg_path)?)
+        .map_err(|e| e.context(cfg_path.display().to_string()))?;
+    let w = g.dir.join("model.safetensors");
+    let sd = StateDict::open(&w)?;
+    let model = match &g.adapter {
+        None => GroundingDino::from_state_dict(&cfg, &sd, &w.display().to_string())?,
+        Some(a) => {
+            let adapter = load_adapter(a)?;
+            // The adapter's A/B replace the plan's init, so the seed does not matter.
+            let (m, _) = GroundingDino::from_state_dict_lora(
+                &cfg,
+                &sd,
+                &w.display().to_string(),
+                Some((adapter.config.clone(), 0)),
+            )?;
+            apply_adapter(&m, &adapter)?;
+            m
+        }
+    };
+    let tok = BertTokenizer::from_vocab_file(g.dir.join("vocab.txt"))?;
+    let prompt = ClassPrompt::new(&tok, &ClassMap::from_coco(&gt).names, cfg.max_text_len)
+        .map_err(|e| e.context(args.gt.display().to_string()))?;
+    println!("prompt: {:?}", prompt.text);
+    let records = predict_grounding_dino(&model, &prompt, &gt, &images, &g.resize, g.th)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        g.adapter
+            .clone()
+            .unwrap_or_else(|| g.dir.clone())
+            .join("eval")
+    });
+    std::fs::create_dir_all(&out).map_err(|source| Error::Io {
+        path: out.clone(),
+        source,
+    })?;
+    let path = out.join("predictions.json");
+    write_results(&path, &records)?;
+    println!(
+        "predicted {} images: {} detections -> {}",
+        gt.images.len(),
+        records.len(),
+        path.display()
+    );
+    args.out = Some(out);
+    args.results = path;
+    args.iou = Some("bbox".into());
+    Ok(())
+}
+
 fn predict_dataset(args: &mut Args) -> Result<()> {
+    if let Some(g) = args.gdino.clone() {
+        return predict_gdino(args, &g);
+    }
     let Some((model, nms, batch)) = args.model.clone() else {
         return Ok(());
     };

@@ -3,6 +3,7 @@
 pub mod coco_bridge;
 pub mod cocoeval;
 pub mod detector_eval;
+pub mod grounding_dino_eval;
 pub mod metrics;
 pub mod plot;
 pub mod report;
