@@ -8,7 +8,9 @@ use crate::data::classes::ClassMap;
 use crate::data::image::load_rgb;
 use crate::data::preprocess::grounding_dino::GroundingDinoResize;
 use crate::data::progress::Progress;
-use crate::models::grounding_dino::{ClassPrompt, GroundingDino, Inputs, Thresholds, detections};
+use crate::models::grounding_dino::{
+    ClassPrompt, GdDetection, GroundingDino, Inputs, Thresholds, detections,
+};
 use crate::nn::Module;
 use std::path::Path;
 
@@ -52,18 +54,26 @@ pub fn predict_grounding_dino(
             (img.width(), img.height()),
             th,
         )?;
-        for d in dets {
-            let [x0, y0, x1, y1] = d.bbox.map(f64::from);
-            records.push(ResultRecord {
-                image_id: im.id,
-                category_id: classes.ids[d.class],
-                score: d.score as f64,
-                bbox: Some(vec![x0, y0, x1 - x0, y1 - y0]),
-                segmentation: None,
-            });
-        }
+        records.extend(records_of(&dets, im.id, &classes.ids));
         bar.inc(1);
     }
     bar.finish();
     Ok(records)
+}
+
+/// COCO results records (xywh pixels) of one image's detections; `class_ids[c]` is class
+/// c's category id.
+pub fn records_of(dets: &[GdDetection], image_id: u64, class_ids: &[u64]) -> Vec<ResultRecord> {
+    dets.iter()
+        .map(|d| {
+            let [x0, y0, x1, y1] = d.bbox.map(f64::from);
+            ResultRecord {
+                image_id,
+                category_id: class_ids[d.class],
+                score: d.score as f64,
+                bbox: Some(vec![x0, y0, x1 - x0, y1 - y0]),
+                segmentation: None,
+            }
+        })
+        .collect()
 }

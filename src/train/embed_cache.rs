@@ -185,6 +185,24 @@ impl CacheKey {
             self.0 = (self.0 ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
+    /// Every image of `coco` under `images` by id, path, size and mtime, so an edited or
+    /// replaced image file makes a new key.
+    pub fn add_images(&mut self, coco: &crate::data::Coco, images: &Path) {
+        let mut imgs: Vec<_> = coco.images.iter().collect();
+        imgs.sort_by_key(|im| im.id);
+        for im in imgs {
+            let p = images.join(&im.file_name);
+            let stamp = std::fs::metadata(&p).ok().map(|m| {
+                let t = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                format!("{} {t}", m.len())
+            });
+            self.add(format!("{} {} {stamp:?}", im.id, p.display()).as_bytes());
+        }
+    }
     pub fn hex(&self) -> String {
         format!("{:016x}", self.0)
     }

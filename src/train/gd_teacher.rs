@@ -15,7 +15,8 @@ use crate::data::Coco;
 use crate::data::dataset::Dataset;
 use crate::data::preprocess::grounding_dino::GroundingDinoResize;
 use crate::eval::cocoeval::{IouType, evaluate};
-use crate::eval::results::{ResultRecord, Results};
+use crate::eval::grounding_dino_eval::records_of;
+use crate::eval::results::Results;
 use crate::io::save_adapter;
 use crate::loss::grounding_dino::{GroundingDinoLossConfig, grounding_dino_loss};
 use crate::loss::grounding_dino_match::{
@@ -156,20 +157,7 @@ fn encoder_cache(
             t.with_slice(|v: &[f32]| key.add(bytemuck::cast_slice(v)))?;
         }
     }
-    let mut imgs: Vec<_> = coco.images.iter().collect();
-    imgs.sort_by_key(|im| im.id);
-    for im in imgs {
-        let p = images.join(&im.file_name);
-        let stamp = std::fs::metadata(&p).ok().map(|m| {
-            let t = m
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos());
-            format!("{} {t}", m.len())
-        });
-        key.add(format!("{} {} {stamp:?}", im.id, p.display()).as_bytes());
-    }
+    key.add_images(coco, images);
     let ids: Vec<u64> = (0..ds.len()).filter_map(|i| ds.image_id(i)).collect();
     let (input_ids, mask, types) = (
         prompt.input_ids()?,
@@ -393,16 +381,7 @@ impl<'a> GdTask<'a> {
                 (it.orig_w, it.orig_h),
                 th,
             )?;
-            for d in dets {
-                let [x0, y0, x1, y1] = d.bbox.map(f64::from);
-                records.push(ResultRecord {
-                    image_id: it.id,
-                    category_id: self.class_ids[d.class],
-                    score: d.score as f64,
-                    bbox: Some(vec![x0, y0, x1 - x0, y1 - y0]),
-                    segmentation: None,
-                });
-            }
+            records.extend(records_of(&dets, it.id, &self.class_ids));
         }
         if records.is_empty() {
             return Ok((0.0, 0.0));

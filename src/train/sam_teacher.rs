@@ -185,21 +185,7 @@ pub fn embedding_cache(
         key.add(n.as_bytes());
         t.with_slice(|v: &[f32]| key.add(bytemuck::cast_slice(v)))?;
     }
-    let mut imgs: Vec<_> = coco.images.iter().collect();
-    imgs.sort_by_key(|im| im.id);
-    for im in imgs {
-        let p = images.join(&im.file_name);
-        let meta = std::fs::metadata(&p).ok();
-        let stamp = meta.map(|m| {
-            let t = m
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos());
-            format!("{} {t}", m.len())
-        });
-        key.add(format!("{} {} {stamp:?}", im.id, p.display()).as_bytes());
-    }
+    key.add_images(coco, images);
     let key = key.hex();
     let ids: Vec<u64> = (0..ds.len()).filter_map(|i| ds.image_id(i)).collect();
     let g = vc.grid();

@@ -13,9 +13,7 @@ use crate::io::StateDict;
 use crate::models::bert::BertModel;
 use crate::models::swin::SwinBackbone;
 use crate::nn::builder::{Builder, Init, ParamSource, Proj};
-use crate::nn::{
-    Conv2d, Forward, LayerNorm, LoraConfig, LoraPlan, Module, mark_only_lora_trainable,
-};
+use crate::nn::{Conv2d, Forward, LayerNorm, LoraConfig, LoraPlan, Module};
 use crate::tensor::Conv2dParams;
 use crate::{DType, Error, Result, Tensor};
 
@@ -251,15 +249,7 @@ impl GroundingDino {
             plan: lora.map(|(c, seed)| LoraPlan::new(c, seed)),
         };
         let m = GroundingDino::build(cfg, &mut b)?;
-        b.src.finish(origin)?;
-        let adapted = match b.plan {
-            Some(plan) => {
-                let names = plan.finish()?;
-                mark_only_lora_trainable(&m)?;
-                names
-            }
-            None => Vec::new(),
-        };
+        let adapted = b.finish(&m, origin)?;
         Ok((m, adapted))
     }
 

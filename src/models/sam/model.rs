@@ -6,7 +6,7 @@ use super::decoder::{DecoderOutput, MaskDecoder};
 use super::prompt::{PositionalEmbedding, PromptEncoder};
 use super::vision::VisionEncoder;
 use crate::io::StateDict;
-use crate::nn::{LoraConfig, LoraPlan, Module, mark_only_lora_trainable};
+use crate::nn::{LoraConfig, LoraPlan, Module};
 use crate::{DType, Error, Result, Tensor};
 use std::path::Path;
 
@@ -95,15 +95,7 @@ impl SamModel {
             plan: lora.map(|(c, seed)| LoraPlan::new(c, seed)),
         };
         let m = SamModel::build(cfg, &mut b)?;
-        b.src.finish(origin)?;
-        let adapted = match b.plan {
-            Some(plan) => {
-                let names = plan.finish()?;
-                mark_only_lora_trainable(&m)?;
-                names
-            }
-            None => Vec::new(),
-        };
+        let adapted = b.finish(&m, origin)?;
         Ok((m, adapted))
     }
 
