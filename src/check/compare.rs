@@ -52,19 +52,26 @@ impl fmt::Display for CheckLine {
     }
 }
 
+/// Equal NaNs, or equal infinities, count as a match.
+fn same_special(o: f64, r: f64) -> bool {
+    (o.is_nan() && r.is_nan()) || (o.is_infinite() && o == r)
+}
+
+/// One element outside `atol + rtol·|ref|`. `!(d <= bound)` so a NaN difference fails too;
+/// an infinite ref would make the bound infinite, so unmatched infinities fail explicitly.
+fn misses(o: f64, r: f64, tol: Tolerance) -> bool {
+    r.is_infinite() || !((o - r).abs() <= tol.atol + tol.rtol * r.abs())
+}
+
 /// Elementwise comparison of equal-length value lists: (max_abs, max_rel, all pass).
 pub fn compare_values(ours: &[f64], reference: &[f64], tol: Tolerance) -> (f64, f64, bool) {
     let (mut max_abs, mut max_rel, mut pass) = (0.0f64, 0.0f64, true);
     for (&o, &r) in ours.iter().zip(reference) {
-        let same_special = (o.is_nan() && r.is_nan()) || (o.is_infinite() && o == r);
-        if same_special {
+        if same_special(o, r) {
             continue;
         }
         let d = (o - r).abs();
-        // `!(d <= bound)` so a NaN difference fails too; an infinite ref would make the
-        // bound infinite, so unmatched infinities fail explicitly.
-        let within = d <= tol.atol + tol.rtol * r.abs();
-        if r.is_infinite() || !within {
+        if misses(o, r, tol) {
             pass = false;
         }
         max_abs = if d.is_nan() { f64::NAN } else { max_abs.max(d) };
@@ -96,14 +103,30 @@ pub fn compare_tensors(
     }
     let (a, r) = (ours.to_vec_f64()?, reference.to_vec_f64()?);
     let (max_abs, max_rel, pass) = compare_values(&a, &r, tol);
+    // How many elements miss tells a reader a few rounding outliers from a wrong tensor.
+    let note = (!pass).then(|| {
+        format!(
+            "{} of {} elements outside atol + rtol·|ref|",
+            count_outside(&a, &r, tol),
+            r.len()
+        )
+    });
     Ok(CheckLine {
         name: name.to_string(),
         shape: reference.shape().clone(),
         max_abs,
         max_rel,
         pass,
-        note: None,
+        note,
     })
+}
+
+/// Elements that fail the tolerance (same rule as `compare_values`).
+pub fn count_outside(ours: &[f64], reference: &[f64], tol: Tolerance) -> usize {
+    ours.iter()
+        .zip(reference)
+        .filter(|&(&o, &r)| !same_special(o, r) && misses(o, r, tol))
+        .count()
 }
 
 #[cfg(test)]
@@ -145,6 +168,9 @@ mod tests {
         assert!(!compare_values(&[1.0], &[f64::NAN], T).2);
         assert!(!compare_values(&[f64::NEG_INFINITY], &[f64::INFINITY], T).2);
         assert!(!compare_values(&[1.0], &[1.0, 2.0], T).2);
+        // The count agrees with the rule, element by element.
+        let (o, r) = ([1.15, 5.0, f64::NAN, 0.05, 2.0], [1.0, 5.0, f64::NAN, 0.0, f64::NAN]);
+        assert_eq!(count_outside(&o, &r, T), 2);
     }
 
     #[test]
