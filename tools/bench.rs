@@ -11,6 +11,8 @@
 //!                        pycocotools evaluate+accumulate+summarize; try --iters 3)
 //!
 //!   ed-bench engine     (our fp32 engine vs onnxruntime on our ONNX, YOLOv8n-seg 640², batch 1)
+//!   ed-bench engine-gpu (GPU: our fp16 and INT8 engines on CUDA vs ultralytics eager PyTorch
+//!                        fp16 on the same weights, YOLOv8n-seg 640², batch 1)
 //!   ed-bench sam-teacher (SAM teacher fine-tuning: peak memory LoRA vs whole decoder, and
 //!                        epoch 1 with the embedding cache built vs later epochs; --iters =
 //!                        epochs, 2..5)
@@ -22,6 +24,8 @@
 //! else python3); pass `--python none` to time ours only.
 #[path = "bench_engine.rs"]
 mod bench_engine;
+#[path = "bench_engine_gpu.rs"]
+mod bench_engine_gpu;
 #[path = "bench_gdino.rs"]
 mod bench_gdino;
 #[path = "bench_sam.rs"]
@@ -45,7 +49,7 @@ struct Args {
 fn parse() -> std::result::Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let case = it.next().ok_or(
-        "usage: ed-bench matmul|conv|conv-train|mask-iou|attention|lora|cocoeval-segm|yolo-forward|yolo-train|engine|sam-teacher|grounding-dino [--threads N] [--iters N] [--python PATH|none] [--profile N (engine)]",
+        "usage: ed-bench matmul|conv|conv-train|mask-iou|attention|lora|cocoeval-segm|yolo-forward|yolo-train|engine|engine-gpu|sam-teacher|grounding-dino [--threads N] [--iters N] [--python PATH|none] [--profile N (engine)]",
     )?;
     let mut a = Args {
         case,
@@ -111,7 +115,14 @@ fn reference(a: &Args) -> Option<serde_json::Value> {
 /// Run the reference script for `a.case` with extra arguments; None when it cannot run.
 fn reference_with(a: &Args, extra: &[&str]) -> Option<serde_json::Value> {
     let py = a.python.as_ref()?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/reference/bench_ref.py");
+    // The checkout it was built in, else the current directory's (a binary carried to
+    // another machine and run from the repository root there).
+    let built = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/reference/bench_ref.py");
+    let script = if std::path::Path::new(built).is_file() {
+        built
+    } else {
+        "tools/reference/bench_ref.py"
+    };
     eprintln!("reference: {py} {script} {}", a.case);
     let out = Command::new(py)
         .args([
@@ -248,11 +259,12 @@ fn run(a: &Args) -> Result<()> {
         "yolo-forward" => bench_yolo::yolo_case(a, false)?,
         "yolo-train" => bench_yolo::yolo_case(a, true)?,
         "engine" => bench_engine::engine_case(a)?,
+        "engine-gpu" => bench_engine_gpu::engine_gpu_case(a)?,
         "sam-teacher" => bench_sam::sam_teacher_case(a.iters.clamp(2, 5))?,
         "grounding-dino" => bench_gdino::grounding_dino_case(a)?,
         other => {
             return Err(edgedistill::Error::msg(format!(
-                "unknown case {other:?}: expected matmul, conv, conv-train, mask-iou, attention, lora, cocoeval-segm, yolo-forward, yolo-train, engine or sam-teacher"
+                "unknown case {other:?}: expected matmul, conv, conv-train, mask-iou, attention, lora, cocoeval-segm, yolo-forward, yolo-train, engine, engine-gpu, sam-teacher or grounding-dino"
             )));
         }
     }

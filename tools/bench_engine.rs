@@ -117,7 +117,7 @@ pub fn engine_case(a: &Args) -> Result<()> {
 }
 
 /// Calibrate `graph` (entropy, 8 random images) and write its INT8 engine to `path`.
-fn int8_engine(
+pub(super) fn int8_engine(
     graph: &edgedistill::engine::graph::Graph,
     meta: &EngineMeta,
     path: &std::path::Path,

@@ -4,6 +4,7 @@
 //! written as ONNX ([`onnx`]) for onnxruntime / TensorRT users.
 pub mod calibrate;
 pub mod capture;
+pub mod cuda_exec;
 pub mod exec;
 pub mod export;
 pub mod format;

@@ -16,6 +16,13 @@ pub struct Engine {
     file: EngineFile,
     nms: NmsConfig,
     rule: Binarize,
+    /// Set by `on_cuda`: the GPU and the plan for the last batch size run.
+    cuda: Option<CudaSlot>,
+}
+
+struct CudaSlot {
+    dev: &'static crate::backend::cuda::CudaDevice,
+    plan: std::sync::Mutex<Option<super::cuda_exec::CudaEngine>>,
 }
 
 /// Whether `path` is an engine file (by its magic), not a model file.
@@ -75,6 +82,7 @@ impl Engine {
             file,
             nms,
             rule: Binarize::Half,
+            cuda: None,
         })
     }
 
@@ -87,10 +95,48 @@ impl Engine {
         self
     }
 
+    /// Run on GPU `ordinal` from now on: `Conv` layers in f16, `QConv` layers in INT8
+    /// (dp4a), weights uploaded on the first run of each batch size. An error (not a
+    /// silent CPU run) when the GPU cannot be opened.
+    pub fn on_cuda(mut self, ordinal: usize) -> Result<Engine> {
+        let dev = crate::backend::cuda::CudaDevice::get(ordinal)?;
+        self.cuda = Some(CudaSlot {
+            dev,
+            plan: std::sync::Mutex::new(None),
+        });
+        Ok(self)
+    }
+
+    /// "cpu" or the GPU's name.
+    pub fn device_name(&self) -> String {
+        match &self.cuda {
+            Some(c) => format!("cuda:{} ({})", c.dev.ordinal, c.dev.name),
+            None => "cpu".into(),
+        }
+    }
+
     /// The graph's raw outputs (`pred`, then `proto` for seg) for a ready input.
     pub fn forward(&self, images: &Tensor) -> Result<Vec<Tensor>> {
-        exec::run(self.file.graph(), &self.file, images)
-            .map_err(|e| e.context(format!("engine {}", self.file.path())))
+        let ctx = |e: Error| e.context(format!("engine {}", self.file.path()));
+        let Some(slot) = &self.cuda else {
+            return exec::run(self.file.graph(), &self.file, images).map_err(ctx);
+        };
+        let mut plan = slot.plan.lock().unwrap_or_else(|e| e.into_inner());
+        if plan
+            .as_ref()
+            .is_none_or(|p| p.input_shape() != images.dims())
+        {
+            *plan = None; // free the old plan's buffers before allocating the new one
+            let batch = images.dims().first().copied().unwrap_or(0);
+            *plan = Some(
+                super::cuda_exec::CudaEngine::new(slot.dev, self.file.graph(), &self.file, batch)
+                    .map_err(ctx)?,
+            );
+        }
+        match plan.as_ref() {
+            Some(p) => p.run(images).map_err(ctx),
+            None => Err(ctx(Error::msg("no CUDA plan"))),
+        }
     }
 
     /// Detections of one image in its own pixels.

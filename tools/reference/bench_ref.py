@@ -71,6 +71,41 @@ def yolo_case(a):
     return res
 
 
+def engine_gpu_case(a):
+    """ultralytics eager PyTorch on the GPU on the weights ed-bench wrote, BN folded
+    (`model.fuse()`, what its predictor runs), fp16 and fp32, batch 1. resident: input on
+    the GPU, synchronised after the forward; end to end: f32 host image in, pred and proto
+    back on the host as f32."""
+    import copy
+    import torch
+    import ultralytics
+    from safetensors.torch import load_file
+    from ultralytics.nn.tasks import SegmentationModel
+
+    cfg = json.load(open(a.config))
+    model = SegmentationModel(cfg, ch=3, nc=cfg["nc"], verbose=False).float()
+    missing, unexpected = model.load_state_dict(load_file(a.weights), strict=False)
+    assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), (missing, unexpected)
+    model = model.fuse(verbose=False).eval().cuda()
+    m16 = copy.deepcopy(model).half()
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, a.imgsz, a.imgsz, generator=g)
+    res = {"ultralytics_version": ultralytics.__version__, "torch_version": torch.__version__,
+           "gpu": torch.cuda.get_device_name()}
+    sync = torch.cuda.synchronize
+    with torch.inference_mode():
+        x32, x16 = x.cuda(), x.cuda().half()
+
+        def e2e():
+            pred, (_, _, proto) = m16(x.cuda().half())
+            pred.float().cpu(), proto.float().cpu()
+
+        res["torch_cuda_fp32_resident"] = timeit(lambda: (model(x32), sync()), a.iters, warmup=10)
+        res["torch_cuda_fp16_resident"] = timeit(lambda: (m16(x16), sync()), a.iters, warmup=10)
+        res["torch_cuda_fp16_end_to_end"] = timeit(e2e, a.iters, warmup=10)
+    return res
+
+
 def engine_case(a):
     """onnxruntime (CPU, a.threads intra-op threads, all graph optimisations) on our ONNX;
     saves its outputs so ed-bench can compare them with the engine's."""
@@ -91,7 +126,7 @@ def engine_case(a):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=["matmul", "conv", "conv-train", "mask-iou", "attention", "lora", "cocoeval-segm", "yolo-forward", "yolo-train", "engine"])
+    ap.add_argument("case", choices=["matmul", "conv", "conv-train", "mask-iou", "attention", "lora", "cocoeval-segm", "yolo-forward", "yolo-train", "engine", "engine-gpu"])
     ap.add_argument("--weights", help="yolo-*: safetensors state dict (ultralytics names) written by ed-bench")
     ap.add_argument("--config", help="yolo-*: the model config JSON (ultralytics yaml as a dict)")
     ap.add_argument("--imgsz", type=int, default=640)
@@ -161,6 +196,8 @@ def main():
         out.update(yolo_case(a))
     elif a.case == "engine":
         out.update(engine_case(a))
+    elif a.case == "engine-gpu":
+        out.update(engine_gpu_case(a))
     elif a.case == "cocoeval-segm":
         import contextlib
         import io

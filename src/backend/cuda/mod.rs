@@ -5,6 +5,7 @@
 //! run on host buffers they copy in and out.
 pub mod attention;
 pub mod device;
+pub mod engine_ops;
 pub mod int8_gemm;
 pub mod lora;
 pub mod mask_iou;

@@ -1,0 +1,130 @@
+// qconv2d_dp4a.cu — the INT8 engine's convolution on CUDA: implicit GEMM in s8·s8 → s32
+// with __dp4a (every arch from sm_61), the input quantized on the fly, per-output-channel
+// rescale, bias and activation fused, f16 output:
+//     q(x)   = saturate(round_half_even(x / in_scale)) to [−128, 127]   (ONNX QuantizeLinear)
+//     acc    = Σ_{c, ky, kx} wq[o, c, ky, kx] · q(x[n, c, iy, ix])      (exact, s32)
+//     y      = act(fma((float)acc, scale[o], bias[o])),  scale[o] = in_scale · w_scale[o]
+// CPU reference with the same contract: backend::cpu::qconv::qconv2d_forward (exact in the
+// accumulator; the output differs only by the f16 rounding of y and by x arriving in f16).
+//
+// As a GEMM: rows m = o, columns p = (n, oy, ox), reduction k = (c, ky, kx). The weights
+// are [O, K4] int32 words (4 consecutive k each, k padded with zeros to a multiple of 4 by
+// the launcher); the input's words are gathered and quantized per tile, never stored.
+// groups must be 1. The output may be a channel slice of a bigger tensor (y_ctot, y_coff).
+//
+// Launch: grid (ceil(P / 64), ceil(O / 64)), block 256. Thread (tx, ty) = (tid % 16,
+// tid / 16) owns rows 4·ty .. 4·ty+3 and columns 4·tx .. 4·tx+3 of the 64 × 64 tile.
+// act: 0 none, 1 SiLU.
+//
+// No #include: NVRTC compiles this with no headers.
+
+#define BM 64
+#define BN 64
+#define BKW 8  // K step in int32 words (32 k)
+
+__device__ __forceinline__ float h2f(unsigned short h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+__device__ __forceinline__ unsigned short f2h(float f) {
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+__device__ __forceinline__ int quant(float v, float s) {
+    float q = rintf(v / s);  // IEEE division and ties-to-even, as the CPU
+    q = fminf(fmaxf(q, -128.0f), 127.0f);
+    return (v == v) ? (int)q : 0;  // NaN → 0
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+qconv2d_dp4a(const unsigned short* __restrict__ x, const int* __restrict__ w,
+             const float* __restrict__ scale, const float* __restrict__ bias,
+             unsigned short* __restrict__ y, float in_scale, int N, int C, int H, int W, int O,
+             int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int Ho, int Wo,
+             int act, int y_ctot, int y_coff)
+{
+    __shared__ __align__(16) int ws[BKW][BM + 4];
+    __shared__ __align__(16) int xs[BKW][BN + 4];
+
+    const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+    const int m0 = blockIdx.y * BM, p0 = blockIdx.x * BN;
+    const int KHW = KH * KW, K = C * KHW, K4 = (K + 3) >> 2, HoWo = Ho * Wo, P = N * HoWo;
+
+    int acc[4][4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) acc[i][j] = 0;
+
+    const int pp = tid & (BN - 1), kw0 = tid >> 6;  // words kw0 and kw0 + 4
+    const int p = p0 + pp;
+    int n = 0, oy = 0, ox = 0;
+    if (p < P) {
+        n = p / HoWo;
+        const int q = p - n * HoWo;
+        oy = q / Wo;
+        ox = q - oy * Wo;
+    }
+    const unsigned short* xn = x + (long long)n * C * H * W;
+    const int iy0 = oy * sh - ph, ix0 = ox * sw - pw;
+
+    for (int w0 = 0; w0 < K4; w0 += BKW) {
+#pragma unroll
+        for (int e = tid; e < BM * BKW; e += 256) {
+            const int r = e / BKW, c = e - r * BKW;
+            const int m = m0 + r, kw = w0 + c;
+            ws[c][r] = (m < O && kw < K4) ? w[(long long)m * K4 + kw] : 0;
+        }
+#pragma unroll
+        for (int t = 0; t < 2; t++) {
+            const int kwl = kw0 + 4 * t, kw = w0 + kwl;
+            int word = 0;
+            if (p < P && kw < K4) {
+#pragma unroll
+                for (int b = 0; b < 4; b++) {
+                    const int k = 4 * kw + b;
+                    if (k < K) {
+                        const int c = k / KHW, r = k - c * KHW;
+                        const int ky = r / KW, kx = r - ky * KW;
+                        const int iy = iy0 + ky * dh, ix = ix0 + kx * dw;
+                        if (iy >= 0 && iy < H && ix >= 0 && ix < W) {
+                            const int q = quant(h2f(xn[((long long)c * H + iy) * W + ix]), in_scale);
+                            word |= (q & 0xff) << (8 * b);
+                        }
+                    }
+                }
+            }
+            xs[kwl][pp] = word;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < BKW; kk++) {
+            const int4 a = *reinterpret_cast<const int4*>(&ws[kk][4 * ty]);
+            const int4 b = *reinterpret_cast<const int4*>(&xs[kk][4 * tx]);
+            const int av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) acc[i][j] = __dp4a(av[i], bv[j], acc[i][j]);
+        }
+        __syncthreads();
+    }
+
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int m = m0 + 4 * ty + i;
+        if (m >= O) continue;
+        const float s = scale[m], b = bias ? bias[m] : 0.0f;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int pc = p0 + 4 * tx + j;
+            if (pc >= P) continue;
+            float v = fmaf((float)acc[i][j], s, b);
+            if (act == 1) v = v / (1.0f + __expf(-v));
+            const int nn = pc / HoWo, q = pc - nn * HoWo;
+            y[((long long)nn * y_ctot + y_coff + m) * HoWo + q] = f2h(v);
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! Launchers for the engine's kernels (kernels/conv2d_f16.cu, qconv2d_dp4a.cu,
+//! engine_ops.cu) on raw device pointers. The engine's CUDA executor owns every buffer
+//! for its whole life and launches the same steps on every run, so it hands plain
+//! addresses here: no per-launch event bookkeeping, and the launches can be captured into
+//! a CUDA graph. Callers guarantee that each pointer addresses a live buffer of the size
+//! its arguments imply; shapes are checked when the plan is made, not here.
+use super::CudaDevice;
+use crate::{Error, Result};
+use cudarc::driver::{CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
+
+fn dev_err(e: impl std::fmt::Display) -> Error {
+    Error::Device {
+        op: "engine",
+        msg: e.to_string(),
+    }
+}
+
+/// Every engine kernel, loaded once per executor.
+pub struct EngineKernels {
+    conv: CudaFunction,
+    qconv: CudaFunction,
+    maxpool: CudaFunction,
+    upsample: CudaFunction,
+    add: CudaFunction,
+    sigmoid: CudaFunction,
+    d2s: CudaFunction,
+    copy: CudaFunction,
+    decode: CudaFunction,
+    cast: CudaFunction,
+}
+
+/// Convolution geometry on the device side (groups 1, NCHW).
+#[derive(Clone, Copy, Debug)]
+pub struct ConvDims {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: (usize, usize),
+    pub pad: (usize, usize),
+    pub dil: (usize, usize),
+    pub ho: usize,
+    pub wo: usize,
+}
+
+/// Where a conv writes: channel `coff` of a `ctot`-channel tensor (a concat's slice), or
+/// the whole of its own output when `ctot == o`.
+#[derive(Clone, Copy, Debug)]
+pub struct OutSlice {
+    pub ctot: usize,
+    pub coff: usize,
+}
+
+const BLOCK: u32 = 256;
+
+fn grid1(n: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: ((n as u64).div_ceil(BLOCK as u64).max(1) as u32, 1, 1),
+        block_dim: (BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+fn conv_grid(d: &ConvDims) -> LaunchConfig {
+    let p = d.n * d.ho * d.wo;
+    LaunchConfig {
+        grid_dim: (p.div_ceil(64) as u32, d.o.div_ceil(64) as u32, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+fn i(v: usize) -> i32 {
+    v as i32
+}
+
+impl EngineKernels {
+    pub fn load(dev: &CudaDevice) -> Result<EngineKernels> {
+        let f = |file: &str, name: &str| dev.function(file, name);
+        Ok(EngineKernels {
+            conv: f("conv2d_f16", "conv2d_f16")?,
+            qconv: f("qconv2d_dp4a", "qconv2d_dp4a")?,
+            maxpool: f("engine_ops", "maxpool_f16")?,
+            upsample: f("engine_ops", "upsample_f16")?,
+            add: f("engine_ops", "add_f16")?,
+            sigmoid: f("engine_ops", "sigmoid_f16")?,
+            d2s: f("engine_ops", "depth_to_space_f16")?,
+            copy: f("engine_ops", "copy_slab")?,
+            decode: f("engine_ops", "decode_boxes_f16")?,
+            cast: f("engine_ops", "f32_to_f16")?,
+        })
+    }
+
+    /// f16 conv + bias (f32, or 0 for none) + act (0 none, 1 SiLU); w f16 [o, c·kh·kw].
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv(
+        &self,
+        s: &CudaStream,
+        x: u64,
+        w: u64,
+        bias: u64,
+        y: u64,
+        d: &ConvDims,
+        act: i32,
+        out: OutSlice,
+    ) -> Result<()> {
+        let mut l = s.launch_builder(&self.conv);
+        l.arg(&x).arg(&w).arg(&bias).arg(&y);
+        let ints = [
+            i(d.n),
+            i(d.c),
+            i(d.h),
+            i(d.w),
+            i(d.o),
+            i(d.kh),
+            i(d.kw),
+            i(d.stride.0),
+            i(d.stride.1),
+            i(d.pad.0),
+            i(d.pad.1),
+            i(d.dil.0),
+            i(d.dil.1),
+            i(d.ho),
+            i(d.wo),
+            act,
+            i(out.ctot),
+            i(out.coff),
+        ];
+        for v in &ints {
+            l.arg(v);
+        }
+        // SAFETY: argument order and types follow conv2d_f16's signature; the caller
+        // guarantees the buffers' sizes (module comment).
+        unsafe { l.launch(conv_grid(d)) }.map_err(dev_err)?;
+        Ok(())
+    }
+
+    /// INT8 conv: w packed s8 [o, ceil(k/4)·4] as words, scale[o] = in_scale·w_scale[o].
+    #[allow(clippy::too_many_arguments)]
+    pub fn qconv(
+        &self,
+        s: &CudaStream,
+        x: u64,
+        w: u64,
+        scale: u64,
+        bias: u64,
+        y: u64,
+        in_scale: f32,
+        d: &ConvDims,
+        act: i32,
+        out: OutSlice,
+    ) -> Result<()> {
+        let mut l = s.launch_builder(&self.qconv);
+        l.arg(&x)
+            .arg(&w)
+            .arg(&scale)
+            .arg(&bias)
+            .arg(&y)
+            .arg(&in_scale);
+        let ints = [
+            i(d.n),
+            i(d.c),
+            i(d.h),
+            i(d.w),
+            i(d.o),
+            i(d.kh),
+            i(d.kw),
+            i(d.stride.0),
+            i(d.stride.1),
+            i(d.pad.0),
+            i(d.pad.1),
+            i(d.dil.0),
+            i(d.dil.1),
+            i(d.ho),
+            i(d.wo),
+            act,
+            i(out.ctot),
+            i(out.coff),
+        ];
+        for v in &ints {
+            l.arg(v);
+        }
+        // SAFETY: as `conv`, for qconv2d_dp4a's signature.
+        unsafe { l.launch(conv_grid(d)) }.map_err(dev_err)?;
+        Ok(())
+    }
+
+    /// Max pooling over `nc` planes of h × w.
+    #[allow(clippy::too_many_arguments)]
+    pub fn maxpool(
+        &self,
+        s: &CudaStream,
+        x: u64,
+        y: u64,
+        nc: usize,
+        hw: (usize, usize),
+        out_hw: (usize, usize),
+        k: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Result<()> {
+        let nc = nc as i64;
+        let ints = [
+            i(hw.0),
+            i(hw.1),
+            i(out_hw.0),
+            i(out_hw.1),
+            i(k),
+            i(stride),
+            i(pad),
+        ];
+        let mut l = s.launch_builder(&self.maxpool);
+        l.arg(&x).arg(&y).arg(&nc);
+        for v in &ints {
+            l.arg(v);
+        }
+        // SAFETY: maxpool_f16's signature; sizes per the module comment.
+        unsafe { l.launch(grid1(nc as usize * out_hw.0 * out_hw.1)) }.map_err(dev_err)?;
+        Ok(())
+    }
+
+    /// Nearest upsampling of `nc` planes of h × w by `f` (`block` false), or DepthToSpace
+    /// (CRD) of `nc` output planes by `f` (`block` true).
+    #[allow(clippy::too_many_arguments)]
+    pub fn spread(
+        &self,
+        s: &CudaStream,
+        x: u64,
+        y: u64,
+        nc: usize,
+        hw: (usize, usize),
+        f: usize,
+        block: bool,
+    ) -> Result<()> {
+        let func = if block { &self.d2s } else { &self.upsample };
+        let (ncl, h, w, fi) = (nc as i64, i(hw.0), i(hw.1), i(f));
+        let mut l = s.launch_builder(func);
+        l.arg(&x).arg(&y).arg(&ncl).arg(&h).arg(&w).arg(&fi);
+        // SAFETY: upsample_f16 / depth_to_space_f16 share this signature.
+        unsafe { l.launch(grid1(nc * hw.0 * f * hw.1 * f)) }.map_err(dev_err)?;
+        Ok(())
+    }
+
+    /// y = a + b (`b` Some) or y = sigmoid(a), n elements of f16.
+    pub fn elementwise(&self, s: &CudaStream, a: u64, b: Option<u64>, y: u64, n: usize) -> Result<()> {
+        let nl = n as i64;
+        let bv = b.unwrap_or(0);
+        let mut l = s.launch_builder(if b.is_some() { &self.add } else { &self.sigmoid });
+        l.arg(&a);
+        if b.is_some() {
+            l.arg(&bv);
+        }
+        l.arg(&y).arg(&nl);
+        // SAFETY: add_f16 (a, b, y, n) / sigmoid_f16 (x, y, n).
+        unsafe { l.launch(grid1(n)) }.map_err(dev_err)?;
+        Ok(())
+    }
+
+    /// `outer` runs of `chunk` elements from src (stride, offset) to dst (stride, offset),
+    /// each side f16 or f32.
+    #[allow(clippy::too_many_arguments)]
+    pub fn copy(
+        &self,
+        s: &CudaStream,
+        src: (u64, bool),
+        dst: (u64, bool),
+        outer: usize,
+        chunk: usize,
+        src_so: (usize, usize),
+        dst_so: (usize, usize),
+    ) -> Result<()> {
+        let (sf, df) = (src.1 as i32, dst.1 as i32);
+        let longs = [
+            outer as i64,
+            chunk as i64,
+            src_so.0 as i64,
+            src_so.1 as i64,
+            dst_so.0 as i64,
+            dst_so.1 as i64,
+        ];
+        let mut l = s.launch_builder(&self.copy);
+        l.arg(&src.0).arg(&sf).arg(&dst.0).arg(&df);
+        for v in &longs {
+            l.arg(v);
+        }
+        // SAFETY: copy_slab's signature.
+        unsafe { l.launch(grid1(outer * chunk)) }.map_err(dev_err)?;
+        Ok(())
+    }
+
+    /// Box decode: x f16 [n, 4·r, a], anchors f32 [3, a] → y f32 [n, 4, a].
+    #[allow(clippy::too_many_arguments)]
+    pub fn decode(
+        &self,
+        s: &CudaStream,
+        x: u64,
+        anchors: u64,
+        y: u64,
+        n: usize,
+        r: usize,
+        a: usize,
+    ) -> Result<()> {
+        let (ni, ri, ai) = (i(n), i(r), i(a));
+        let mut l = s.launch_builder(&self.decode);
+        l.arg(&x).arg(&anchors).arg(&y).arg(&ni).arg(&ri).arg(&ai);
+        // SAFETY: decode_boxes_f16's signature.
+        unsafe { l.launch(grid1(n * a)) }.map_err(dev_err)?;
+        Ok(())
+    }
+
+    /// f32 → f16, n elements.
+    pub fn to_f16(&self, s: &CudaStream, x: u64, y: u64, n: usize) -> Result<()> {
+        let nl = n as i64;
+        let mut l = s.launch_builder(&self.cast);
+        l.arg(&x).arg(&y).arg(&nl);
+        // SAFETY: f32_to_f16's signature.
+        unsafe { l.launch(grid1(n)) }.map_err(dev_err)?;
+        Ok(())
+    }
+}

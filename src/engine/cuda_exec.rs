@@ -1,0 +1,841 @@
+//! The graph executor on CUDA. A plan is made once per (graph, batch): shapes inferred,
+//! every value given its own device buffer (f16 activations; the box decode and whatever
+//! it reaches — the `pred` concat — in f32, since boxes are in input pixels and f16 steps
+//! by 0.5 above 512), weights uploaded (conv weights as f16, INT8 conv weights packed as
+//! s8 words), and the node list turned into a fixed list of kernel launches on raw device
+//! addresses. A run copies the image in, replays the launches — captured into a CUDA
+//! graph on the first run, so one run is one driver call — and copies the outputs out.
+//!
+//! Precision follows the graph: `Conv` nodes run in f16 with f32 accumulation (the fp16
+//! engine), `QConv` nodes in s8·s8 → s32 with dp4a (the INT8 engine). The CPU executor
+//! (`exec`) is the reference; tests/cuda_engine.rs compares the two.
+use super::exec::Weights;
+use super::graph::{Act, Graph, Op};
+use super::shapes::infer_shapes;
+use crate::backend::cuda::CudaDevice;
+use crate::backend::cuda::engine_ops::{ConvDims, EngineKernels, OutSlice};
+use crate::{Error, Result, Tensor};
+use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
+use cudarc::driver::{CudaGraph, CudaSlice, CudaStream, DevicePtr};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+fn dev_err(e: impl std::fmt::Display) -> Error {
+    Error::Device {
+        op: "engine",
+        msg: e.to_string(),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Dt {
+    F16,
+    F32,
+}
+
+impl Dt {
+    fn size(self) -> usize {
+        match self {
+            Dt::F16 => 2,
+            Dt::F32 => 4,
+        }
+    }
+}
+
+/// A value on the device: its buffer's address, shape (with the batch) and type.
+#[derive(Clone, Debug)]
+struct Val {
+    ptr: u64,
+    shape: Vec<usize>,
+    dt: Dt,
+}
+
+impl Val {
+    fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// One kernel launch with everything it needs.
+enum Step {
+    Cast {
+        x: u64,
+        y: u64,
+        n: usize,
+    },
+    Conv {
+        x: u64,
+        w: u64,
+        b: u64,
+        y: u64,
+        d: ConvDims,
+        act: i32,
+    },
+    QConv {
+        x: u64,
+        w: u64,
+        scale: u64,
+        b: u64,
+        y: u64,
+        in_scale: f32,
+        d: ConvDims,
+        act: i32,
+    },
+    MaxPool {
+        x: u64,
+        y: u64,
+        nc: usize,
+        hw: (usize, usize),
+        ohw: (usize, usize),
+        k: usize,
+        s: usize,
+        p: usize,
+    },
+    Spread {
+        x: u64,
+        y: u64,
+        nc: usize,
+        hw: (usize, usize),
+        f: usize,
+        block: bool,
+    },
+    Elem {
+        a: u64,
+        b: Option<u64>,
+        y: u64,
+        n: usize,
+    },
+    Copy {
+        src: (u64, bool),
+        dst: (u64, bool),
+        outer: usize,
+        chunk: usize,
+        src_so: (usize, usize),
+        dst_so: (usize, usize),
+    },
+    Decode {
+        x: u64,
+        anchors: u64,
+        y: u64,
+        n: usize,
+        r: usize,
+        a: usize,
+    },
+}
+
+impl Step {
+    fn describe(&self) -> String {
+        let conv = |q: &str, d: &ConvDims| {
+            format!(
+                "{q}conv {}x{}x{}x{} -> {} k{}x{} s{}",
+                d.n, d.c, d.h, d.w, d.o, d.kh, d.kw, d.stride.0
+            )
+        };
+        match self {
+            Step::Cast { n, .. } => format!("cast {n}"),
+            Step::Conv { d, .. } => conv("", d),
+            Step::QConv { d, .. } => conv("q", d),
+            Step::MaxPool { nc, hw, k, .. } => format!("maxpool {nc}x{}x{} k{k}", hw.0, hw.1),
+            Step::Spread { nc, hw, f, block, .. } => format!(
+                "{} {nc}x{}x{} x{f}",
+                if *block { "depth2space" } else { "upsample" },
+                hw.0,
+                hw.1
+            ),
+            Step::Elem { b, n, .. } => format!("{} {n}", if b.is_some() { "add" } else { "sigmoid" }),
+            Step::Copy { outer, chunk, .. } => format!("copy {outer}x{chunk}"),
+            Step::Decode { n, r, a, .. } => format!("decode {n}x{r}x{a}"),
+        }
+    }
+}
+
+/// The captured launches. The graph exec handle is only touched under `CudaEngine`'s
+/// mutex, and driver handles may be used from any thread.
+struct Captured(CudaGraph);
+// SAFETY: see above; CudaGraph holds driver handles and an Arc<CudaStream> (Send + Sync).
+unsafe impl Send for Captured {}
+
+enum GraphState {
+    NotTried,
+    Ready(Captured),
+    /// Capture failed once (the reason kept for `graph_status`); launches run one by one.
+    Off(String),
+}
+
+struct State {
+    /// Every device buffer, alive as long as the plan (steps hold their addresses).
+    bufs: Vec<CudaSlice<u8>>,
+    input: usize,
+    outputs: Vec<usize>,
+    graph: GraphState,
+}
+
+/// A graph planned for one batch size on one GPU.
+pub struct CudaEngine {
+    dev: &'static CudaDevice,
+    stream: Arc<CudaStream>,
+    k: EngineKernels,
+    steps: Vec<Step>,
+    input_shape: Vec<usize>,
+    output_shapes: Vec<Vec<usize>>,
+    use_graph: bool,
+    state: Mutex<State>,
+}
+
+struct Planner<'a> {
+    stream: &'a Arc<CudaStream>,
+    bufs: Vec<CudaSlice<u8>>,
+}
+
+impl Planner<'_> {
+    fn alloc(&mut self, bytes: usize) -> Result<(usize, u64)> {
+        let b = self
+            .stream
+            .alloc_zeros::<u8>(bytes.max(4))
+            .map_err(dev_err)?;
+        Ok(self.push(b))
+    }
+    fn upload(&mut self, bytes: &[u8]) -> Result<u64> {
+        let b = self.stream.clone_htod(bytes).map_err(dev_err)?;
+        Ok(self.push(b).1)
+    }
+    fn push(&mut self, b: CudaSlice<u8>) -> (usize, u64) {
+        let ptr = {
+            let (p, _sync) = b.device_ptr(self.stream);
+            p
+        };
+        self.bufs.push(b);
+        (self.bufs.len() - 1, ptr)
+    }
+    fn value(&mut self, shape: Vec<usize>, dt: Dt) -> Result<Val> {
+        let n: usize = shape.iter().product();
+        let (_, ptr) = self.alloc(n * dt.size())?;
+        Ok(Val { ptr, shape, dt })
+    }
+}
+
+fn f16_bits(v: &[f32]) -> Vec<u8> {
+    let h: Vec<u16> = v.iter().map(|&x| half::f16::from_f32(x).to_bits()).collect();
+    bytemuck::cast_slice(&h).to_vec()
+}
+
+fn act_code(a: Act) -> i32 {
+    match a {
+        Act::None => 0,
+        Act::Silu => 1,
+    }
+}
+
+fn with_batch(shape: &[usize], batch: usize) -> Vec<usize> {
+    let mut s = shape.to_vec();
+    if let Some(d) = s.first_mut() {
+        *d *= batch;
+    }
+    s
+}
+
+impl CudaEngine {
+    /// Plan `graph` (constants from `weights`) for `batch` images on `dev`.
+    pub fn new(
+        dev: &'static CudaDevice,
+        graph: &Graph,
+        weights: &dyn Weights,
+        batch: usize,
+    ) -> Result<CudaEngine> {
+        if batch == 0 {
+            return Err(Error::msg("cuda engine: batch must be ≥ 1"));
+        }
+        let stream = dev.ctx.new_stream().map_err(dev_err)?;
+        let k = EngineKernels::load(dev)?;
+        let wshape = |n: &str| -> Option<Vec<usize>> {
+            weights
+                .get(n)
+                .map(|(s, _)| s.to_vec())
+                .or_else(|| weights.get_i8(n).map(|(s, _)| s.to_vec()))
+        };
+        let shapes = infer_shapes(graph, &wshape)?;
+        let input = graph
+            .input
+            .as_ref()
+            .ok_or_else(|| Error::msg("cuda engine: graph has no input"))?;
+        let mut p = Planner {
+            stream: &stream,
+            bufs: Vec::new(),
+        };
+        let mut steps = Vec::new();
+        let mut vals: HashMap<&str, Val> = HashMap::new();
+
+        let input_shape = with_batch(&input.shape, batch);
+        let n_in: usize = input_shape.iter().product();
+        let (in_idx, in_ptr) = p.alloc(n_in * 4)?;
+        let x0 = p.value(input_shape.clone(), Dt::F16)?;
+        steps.push(Step::Cast {
+            x: in_ptr,
+            y: x0.ptr,
+            n: n_in,
+        });
+        vals.insert(&input.name, x0);
+
+        for node in &graph.nodes {
+            let ctx = |e: Error| e.context(format!("cuda engine: node {:?} ({})", node.name, node.op.kind()));
+            let ins: Vec<Val> = node
+                .inputs
+                .iter()
+                .filter(|n| !weights.has(n))
+                .map(|n| {
+                    vals.get(n.as_str())
+                        .cloned()
+                        .ok_or_else(|| Error::msg(format!("reads missing {n:?}")))
+                })
+                .collect::<Result<_>>()
+                .map_err(ctx)?;
+            let out_shape = |i: usize| -> Result<Vec<usize>> {
+                let name = node
+                    .outputs
+                    .get(i)
+                    .ok_or_else(|| Error::msg("missing output"))?;
+                shapes
+                    .get(name)
+                    .map(|s| with_batch(s, batch))
+                    .ok_or_else(|| Error::msg(format!("no shape for {name:?}")))
+            };
+            let outs = plan_node(&mut p, &mut steps, node, &ins, weights, &out_shape, &wshape)
+                .map_err(ctx)?;
+            for (name, v) in node.outputs.iter().zip(outs) {
+                vals.insert(name, v);
+            }
+        }
+
+        let mut outputs = Vec::new();
+        let mut output_shapes = Vec::new();
+        for o in &graph.outputs {
+            let v = vals
+                .get(o.name.as_str())
+                .ok_or_else(|| Error::msg(format!("cuda engine: output {:?} not produced", o.name)))?
+                .clone();
+            let n = v.numel();
+            let (idx, ptr) = p.alloc(n * 4)?;
+            steps.push(Step::Copy {
+                src: (v.ptr, v.dt == Dt::F32),
+                dst: (ptr, true),
+                outer: 1,
+                chunk: n,
+                src_so: (n, 0),
+                dst_so: (n, 0),
+            });
+            outputs.push(idx);
+            output_shapes.push(v.shape.clone());
+        }
+        let bufs = p.bufs;
+        stream.synchronize().map_err(dev_err)?;
+        Ok(CudaEngine {
+            dev,
+            stream,
+            k,
+            steps,
+            input_shape,
+            output_shapes,
+            use_graph: std::env::var("EDGEDISTILL_CUDA_GRAPH").map_or(true, |v| v != "0"),
+            state: Mutex::new(State {
+                bufs,
+                input: in_idx,
+                outputs,
+                graph: GraphState::NotTried,
+            }),
+        })
+    }
+
+    /// Replay runs as one captured CUDA graph (the default; `EDGEDISTILL_CUDA_GRAPH=0`
+    /// turns it off) or launch kernel by kernel.
+    pub fn set_use_graph(&mut self, on: bool) {
+        self.use_graph = on;
+    }
+
+    pub fn device(&self) -> &'static CudaDevice {
+        self.dev
+    }
+
+    /// `[batch, 3, S, S]`, the input this plan takes.
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    /// Number of kernel launches per run.
+    pub fn launches(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// "graph" when runs replay a captured CUDA graph, else why not.
+    pub fn graph_status(&self) -> String {
+        match &self.lock().graph {
+            GraphState::Ready(_) => "graph".into(),
+            GraphState::NotTried => "not captured yet".into(),
+            GraphState::Off(why) => format!("launches one by one ({why})"),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn launch_all(&self) -> Result<()> {
+        for st in &self.steps {
+            self.launch_step(st)?;
+        }
+        Ok(())
+    }
+
+    /// Each launch alone, repeated `reps` times and waited for: (what, median ms), in plan
+    /// order. For finding the slow layers; a run's total is less than the sum (the
+    /// launches overlap the host's work there).
+    pub fn profile_steps(&self, reps: usize) -> Result<Vec<(String, f64)>> {
+        let _st = self.lock();
+        let mut out = Vec::with_capacity(self.steps.len());
+        for st in &self.steps {
+            let mut ts = Vec::with_capacity(reps.max(1));
+            for _ in 0..reps.max(1) {
+                let t0 = std::time::Instant::now();
+                self.launch_step(st)?;
+                self.stream.synchronize().map_err(dev_err)?;
+                ts.push(t0.elapsed().as_secs_f64() * 1e3);
+            }
+            ts.sort_by(|a, b| a.total_cmp(b));
+            out.push((st.describe(), ts[ts.len() / 2]));
+        }
+        Ok(out)
+    }
+
+    fn launch_step(&self, st: &Step) -> Result<()> {
+        let s = &self.stream;
+        let k = &self.k;
+        {
+            match st {
+                Step::Cast { x, y, n } => k.to_f16(s, *x, *y, *n)?,
+                Step::Conv { x, w, b, y, d, act } => {
+                    k.conv(s, *x, *w, *b, *y, d, *act, OutSlice { ctot: d.o, coff: 0 })?
+                }
+                Step::QConv {
+                    x,
+                    w,
+                    scale,
+                    b,
+                    y,
+                    in_scale,
+                    d,
+                    act,
+                } => k.qconv(
+                    s,
+                    *x,
+                    *w,
+                    *scale,
+                    *b,
+                    *y,
+                    *in_scale,
+                    d,
+                    *act,
+                    OutSlice { ctot: d.o, coff: 0 },
+                )?,
+                Step::MaxPool {
+                    x,
+                    y,
+                    nc,
+                    hw,
+                    ohw,
+                    k: kk,
+                    s: ss,
+                    p,
+                } => k.maxpool(s, *x, *y, *nc, *hw, *ohw, *kk, *ss, *p)?,
+                Step::Spread {
+                    x,
+                    y,
+                    nc,
+                    hw,
+                    f,
+                    block,
+                } => k.spread(s, *x, *y, *nc, *hw, *f, *block)?,
+                Step::Elem { a, b, y, n } => k.elementwise(s, *a, *b, *y, *n)?,
+                Step::Copy {
+                    src,
+                    dst,
+                    outer,
+                    chunk,
+                    src_so,
+                    dst_so,
+                } => k.copy(s, *src, *dst, *outer, *chunk, *src_so, *dst_so)?,
+                Step::Decode {
+                    x,
+                    anchors,
+                    y,
+                    n,
+                    r,
+                    a,
+                } => k.decode(s, *x, *anchors, *y, *n, *r, *a)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Launch the whole network on the input already on the device (captured as a CUDA
+    /// graph the first time when allowed). Asynchronous: nothing waits for the GPU.
+    fn launch(&self, st: &mut State) -> Result<()> {
+        if self.use_graph && matches!(st.graph, GraphState::NotTried) {
+            st.graph = match self.capture() {
+                Ok(g) => GraphState::Ready(Captured(g)),
+                Err(e) => GraphState::Off(e.to_string()),
+            };
+        }
+        match &st.graph {
+            GraphState::Ready(g) if self.use_graph => g.0.launch().map_err(dev_err),
+            _ => self.launch_all(),
+        }
+    }
+
+    fn capture(&self) -> Result<CudaGraph> {
+        self.stream
+            .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+            .map_err(dev_err)?;
+        let launched = self.launch_all();
+        let ended = self
+            .stream
+            .end_capture(CUgraphInstantiate_flags(0))
+            .map_err(dev_err);
+        launched?;
+        let g = ended?.ok_or_else(|| dev_err("stream capture gave no graph"))?;
+        g.upload().map_err(dev_err)?;
+        Ok(g)
+    }
+
+    /// Run on `images` (`[batch, 3, S, S]` f32): the graph outputs, f32 on the host.
+    pub fn run(&self, images: &Tensor) -> Result<Vec<Tensor>> {
+        if images.dims() != self.input_shape.as_slice() {
+            return Err(Error::Shape {
+                op: "cuda engine",
+                msg: format!(
+                    "planned for input {:?}, got {}",
+                    self.input_shape,
+                    images.shape()
+                ),
+            });
+        }
+        let host = images.to_vec_f32()?;
+        let mut st = self.lock();
+        let i = st.input;
+        self.stream
+            .memcpy_htod(bytemuck::cast_slice::<f32, u8>(&host), &mut st.bufs[i])
+            .map_err(dev_err)?;
+        self.launch(&mut st)?;
+        let mut outs = Vec::with_capacity(st.outputs.len());
+        for (k, &o) in st.outputs.iter().enumerate() {
+            let bytes = self.stream.clone_dtoh(&st.bufs[o]).map_err(dev_err)?;
+            outs.push((k, bytes));
+        }
+        self.stream.synchronize().map_err(dev_err)?;
+        outs.into_iter()
+            .map(|(k, b)| {
+                let v: Vec<f32> = bytemuck::pod_collect_to_vec(&b);
+                Tensor::from_vec(v, self.output_shapes[k].clone())
+            })
+            .collect()
+    }
+
+    /// The network alone, on the input already on the device, waited for: what a
+    /// benchmark of the GPU work times (no host copies).
+    pub fn run_resident(&self) -> Result<()> {
+        let mut st = self.lock();
+        self.launch(&mut st)?;
+        self.stream.synchronize().map_err(dev_err)
+    }
+}
+
+fn conv_dims(x: &Val, ws: &[usize], y: &[usize], stride: [usize; 2], pad: [usize; 2], dil: [usize; 2]) -> Result<ConvDims> {
+    if x.shape.len() != 4 || ws.len() != 4 || y.len() != 4 {
+        return Err(Error::msg(format!("conv of {:?} with weight {ws:?}", x.shape)));
+    }
+    Ok(ConvDims {
+        n: x.shape[0],
+        c: x.shape[1],
+        h: x.shape[2],
+        w: x.shape[3],
+        o: ws[0],
+        kh: ws[2],
+        kw: ws[3],
+        stride: (stride[0], stride[1]),
+        pad: (pad[0], pad[1]),
+        dil: (dil[0], dil[1]),
+        ho: y[2],
+        wo: y[3],
+    })
+}
+
+fn need_f16(ins: &[Val]) -> Result<()> {
+    match ins.iter().find(|v| v.dt != Dt::F16) {
+        Some(v) => Err(Error::msg(format!(
+            "takes f16 values on CUDA; input {:?} is {:?}",
+            v.shape, v.dt
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn first(ins: &[Val]) -> Result<&Val> {
+    ins.first().ok_or_else(|| Error::msg("no input value"))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_node(
+    p: &mut Planner,
+    steps: &mut Vec<Step>,
+    node: &super::graph::Node,
+    ins: &[Val],
+    weights: &dyn Weights,
+    out_shape: &dyn Fn(usize) -> Result<Vec<usize>>,
+    wshape: &dyn Fn(&str) -> Option<Vec<usize>>,
+) -> Result<Vec<Val>> {
+    let f32_const = |k: usize| -> Result<&[f32]> {
+        let name = node
+            .inputs
+            .get(k)
+            .ok_or_else(|| Error::msg(format!("input {k} missing")))?;
+        weights
+            .get(name)
+            .map(|(_, v)| v)
+            .ok_or_else(|| Error::msg(format!("{name:?} is not an f32 constant")))
+    };
+    let outs = match &node.op {
+        Op::Conv {
+            stride,
+            pad,
+            dilation,
+            groups,
+            act,
+        } => {
+            need_f16(ins)?;
+            if *groups != 1 {
+                return Err(Error::msg(format!("groups {groups}: only 1 runs on CUDA")));
+            }
+            let ws = wshape(&node.inputs[1]).ok_or_else(|| Error::msg("no weight"))?;
+            let w = p.upload(&f16_bits(f32_const(1)?))?;
+            let b = if node.inputs.len() > 2 {
+                p.upload(bytemuck::cast_slice(f32_const(2)?))?
+            } else {
+                0
+            };
+            let y = p.value(out_shape(0)?, Dt::F16)?;
+            let d = conv_dims(first(ins)?, &ws, &y.shape, *stride, *pad, *dilation)?;
+            steps.push(Step::Conv {
+                x: first(ins)?.ptr,
+                w,
+                b,
+                y: y.ptr,
+                d,
+                act: act_code(*act),
+            });
+            vec![y]
+        }
+        Op::QConv {
+            stride,
+            pad,
+            dilation,
+            groups,
+            act,
+            in_scale,
+        } => {
+            need_f16(ins)?;
+            if *groups != 1 {
+                return Err(Error::msg(format!("groups {groups}: only 1 runs on CUDA")));
+            }
+            let wname = &node.inputs[1];
+            let (ws, wq) = weights
+                .get_i8(wname)
+                .ok_or_else(|| Error::msg(format!("{wname:?} is not an i8 constant")))?;
+            let ws = ws.to_vec();
+            let (o, kk) = (ws[0], ws[1..].iter().product::<usize>());
+            let k4 = kk.div_ceil(4) * 4;
+            let mut packed = vec![0i8; o * k4];
+            for (dst, src) in packed.chunks_exact_mut(k4).zip(wq.chunks_exact(kk)) {
+                dst[..kk].copy_from_slice(src);
+            }
+            let w = p.upload(bytemuck::cast_slice(&packed))?;
+            let w_scale = f32_const(2)?;
+            if w_scale.len() != o {
+                return Err(Error::msg(format!("{} weight scales for {o} channels", w_scale.len())));
+            }
+            let scale: Vec<f32> = w_scale.iter().map(|s| in_scale * s).collect();
+            let scale = p.upload(bytemuck::cast_slice(&scale))?;
+            let b = if node.inputs.len() > 3 {
+                p.upload(bytemuck::cast_slice(f32_const(3)?))?
+            } else {
+                0
+            };
+            let y = p.value(out_shape(0)?, Dt::F16)?;
+            let d = conv_dims(first(ins)?, &ws, &y.shape, *stride, *pad, *dilation)?;
+            steps.push(Step::QConv {
+                x: first(ins)?.ptr,
+                w,
+                scale,
+                b,
+                y: y.ptr,
+                in_scale: *in_scale,
+                d,
+                act: act_code(*act),
+            });
+            vec![y]
+        }
+        Op::DepthToSpace { block } => {
+            need_f16(ins)?;
+            let x = first(ins)?;
+            let y = p.value(out_shape(0)?, Dt::F16)?;
+            steps.push(Step::Spread {
+                x: x.ptr,
+                y: y.ptr,
+                nc: y.shape[0] * y.shape[1],
+                hw: (x.shape[2], x.shape[3]),
+                f: *block,
+                block: true,
+            });
+            vec![y]
+        }
+        Op::MaxPool {
+            kernel,
+            stride,
+            pad,
+        } => {
+            need_f16(ins)?;
+            let x = first(ins)?;
+            let y = p.value(out_shape(0)?, Dt::F16)?;
+            steps.push(Step::MaxPool {
+                x: x.ptr,
+                y: y.ptr,
+                nc: x.shape[0] * x.shape[1],
+                hw: (x.shape[2], x.shape[3]),
+                ohw: (y.shape[2], y.shape[3]),
+                k: *kernel,
+                s: *stride,
+                p: *pad,
+            });
+            vec![y]
+        }
+        Op::Upsample { scale } => {
+            need_f16(ins)?;
+            let x = first(ins)?;
+            let y = p.value(out_shape(0)?, Dt::F16)?;
+            steps.push(Step::Spread {
+                x: x.ptr,
+                y: y.ptr,
+                nc: x.shape[0] * x.shape[1],
+                hw: (x.shape[2], x.shape[3]),
+                f: *scale,
+                block: false,
+            });
+            vec![y]
+        }
+        Op::Concat { axis } => {
+            let dt = if ins.iter().any(|v| v.dt == Dt::F32) {
+                Dt::F32
+            } else {
+                Dt::F16
+            };
+            let y = p.value(out_shape(0)?, dt)?;
+            let outer: usize = y.shape[..*axis].iter().product();
+            let dst_stride: usize = y.shape[*axis..].iter().product();
+            let mut off = 0;
+            for v in ins {
+                let chunk: usize = v.shape[*axis..].iter().product();
+                steps.push(Step::Copy {
+                    src: (v.ptr, v.dt == Dt::F32),
+                    dst: (y.ptr, dt == Dt::F32),
+                    outer,
+                    chunk,
+                    src_so: (chunk, 0),
+                    dst_so: (dst_stride, off),
+                });
+                off += chunk;
+            }
+            vec![y]
+        }
+        Op::Split { axis, sizes } => {
+            let x = first(ins)?;
+            let outer: usize = x.shape[..*axis].iter().product();
+            let inner: usize = x.shape[*axis + 1..].iter().product();
+            let src_stride: usize = x.shape[*axis..].iter().product();
+            let mut outs = Vec::with_capacity(sizes.len());
+            let mut off = 0;
+            for (i, &s) in sizes.iter().enumerate() {
+                let y = p.value(out_shape(i)?, x.dt)?;
+                let chunk = s * inner;
+                steps.push(Step::Copy {
+                    src: (x.ptr, x.dt == Dt::F32),
+                    dst: (y.ptr, x.dt == Dt::F32),
+                    outer,
+                    chunk,
+                    src_so: (src_stride, off),
+                    dst_so: (chunk, 0),
+                });
+                off += chunk;
+                outs.push(y);
+            }
+            outs
+        }
+        Op::Add => {
+            need_f16(ins)?;
+            let (a, b) = (first(ins)?, ins.get(1).ok_or_else(|| Error::msg("Add needs 2 inputs"))?);
+            let y = p.value(out_shape(0)?, Dt::F16)?;
+            steps.push(Step::Elem {
+                a: a.ptr,
+                b: Some(b.ptr),
+                y: y.ptr,
+                n: y.numel(),
+            });
+            vec![y]
+        }
+        Op::Sigmoid => {
+            need_f16(ins)?;
+            let y = p.value(out_shape(0)?, Dt::F16)?;
+            steps.push(Step::Elem {
+                a: first(ins)?.ptr,
+                b: None,
+                y: y.ptr,
+                n: y.numel(),
+            });
+            vec![y]
+        }
+        Op::Reshape { .. } => {
+            // Same bytes, new shape: no launch.
+            let x = first(ins)?;
+            vec![Val {
+                ptr: x.ptr,
+                shape: out_shape(0)?,
+                dt: x.dt,
+            }]
+        }
+        Op::DecodeBoxes { reg_max, levels } => {
+            need_f16(ins)?;
+            let x = first(ins)?;
+            let a: usize = levels.iter().map(|l| l.h * l.w).sum();
+            let mut anchors = vec![0f32; 3 * a];
+            let mut j = 0;
+            for l in levels {
+                for yy in 0..l.h {
+                    for xx in 0..l.w {
+                        anchors[j] = xx as f32 + 0.5;
+                        anchors[a + j] = yy as f32 + 0.5;
+                        anchors[2 * a + j] = l.stride;
+                        j += 1;
+                    }
+                }
+            }
+            let anchors = p.upload(bytemuck::cast_slice(&anchors))?;
+            let y = p.value(out_shape(0)?, Dt::F32)?;
+            steps.push(Step::Decode {
+                x: x.ptr,
+                anchors,
+                y: y.ptr,
+                n: x.shape[0],
+                r: *reg_max,
+                a,
+            });
+            vec![y]
+        }
+    };
+    Ok(outs)
+}
