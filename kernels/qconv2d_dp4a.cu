@@ -12,7 +12,10 @@
 // the launcher); the input's words are gathered and quantized per tile, never stored.
 // groups must be 1. The output may be a channel slice of a bigger tensor (y_ctot, y_coff).
 //
-// Launch: grid (ceil(P / 64), ceil(O / 64)), block 256. Thread (tx, ty) = (tid % 16,
+// Split K as in conv2d_f16.cu: with k_split > 1 block z stores its exact s32 share to
+// part[z, m, p] and qconv_epilogue sums the shares (exact in s32) and rescales.
+//
+// Launch: grid (ceil(P / 64), ceil(O / 64), k_split), block 256. Thread (tx, ty) = (tid % 16,
 // tid / 16) owns rows 4·ty .. 4·ty+3 and columns 4·tx .. 4·tx+3 of the 64 × 64 tile.
 // act: 0 none, 1 SiLU.
 //
@@ -43,7 +46,7 @@ qconv2d_dp4a(const unsigned short* __restrict__ x, const int* __restrict__ w,
              const float* __restrict__ scale, const float* __restrict__ bias,
              unsigned short* __restrict__ y, float in_scale, int N, int C, int H, int W, int O,
              int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int Ho, int Wo,
-             int act, int y_ctot, int y_coff)
+             int act, int y_ctot, int y_coff, int k_split, int* __restrict__ part)
 {
     __shared__ __align__(16) int ws[BKW][BM + 4];
     __shared__ __align__(16) int xs[BKW][BN + 4];
@@ -70,18 +73,20 @@ qconv2d_dp4a(const unsigned short* __restrict__ x, const int* __restrict__ w,
     const unsigned short* xn = x + (long long)n * C * H * W;
     const int iy0 = oy * sh - ph, ix0 = ox * sw - pw;
 
-    for (int w0 = 0; w0 < K4; w0 += BKW) {
+    const int steps = (K4 + BKW - 1) / BKW, per = (steps + k_split - 1) / k_split;
+    const int wbeg = blockIdx.z * per * BKW, wend = min(K4, (blockIdx.z + 1) * per * BKW);
+    for (int w0 = wbeg; w0 < wend; w0 += BKW) {
 #pragma unroll
         for (int e = tid; e < BM * BKW; e += 256) {
             const int r = e / BKW, c = e - r * BKW;
             const int m = m0 + r, kw = w0 + c;
-            ws[c][r] = (m < O && kw < K4) ? w[(long long)m * K4 + kw] : 0;
+            ws[c][r] = (m < O && kw < wend) ? w[(long long)m * K4 + kw] : 0;
         }
 #pragma unroll
         for (int t = 0; t < 2; t++) {
             const int kwl = kw0 + 4 * t, kw = w0 + kwl;
             int word = 0;
-            if (p < P && kw < K4) {
+            if (p < P && kw < wend) {
 #pragma unroll
                 for (int b = 0; b < 4; b++) {
                     const int k = 4 * kw + b;
@@ -112,6 +117,20 @@ qconv2d_dp4a(const unsigned short* __restrict__ x, const int* __restrict__ w,
         __syncthreads();
     }
 
+    if (k_split > 1) {
+        int* pz = part + (long long)blockIdx.z * O * P;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int m = m0 + 4 * ty + i;
+            if (m >= O) continue;
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const int pc = p0 + 4 * tx + j;
+                if (pc < P) pz[(long long)m * P + pc] = acc[i][j];
+            }
+        }
+        return;
+    }
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         const int m = m0 + 4 * ty + i;
@@ -127,4 +146,23 @@ qconv2d_dp4a(const unsigned short* __restrict__ x, const int* __restrict__ w,
             y[((long long)nn * y_ctot + y_coff + m) * HoWo + q] = f2h(v);
         }
     }
+}
+
+// The split-K INT8 conv's second half: y = act(fma((float)Σ_z part[z, m, p], scale[m],
+// bias[m])), one thread per (m, p).
+extern "C" __global__ void qconv_epilogue(const int* __restrict__ part,
+                                          const float* __restrict__ scale,
+                                          const float* __restrict__ bias,
+                                          unsigned short* __restrict__ y, int O, int P, int HoWo,
+                                          int k_split, int act, int y_ctot, int y_coff)
+{
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (long long)O * P) return;
+    const int m = (int)(i / P), p = (int)(i - (long long)m * P);
+    int acc = 0;
+    for (int z = 0; z < k_split; z++) acc += part[(long long)z * O * P + i];
+    float v = fmaf((float)acc, scale[m], bias ? bias[m] : 0.0f);
+    if (act == 1) v = v / (1.0f + __expf(-v));
+    const int nn = p / HoWo, q = p - nn * HoWo;
+    y[((long long)nn * y_ctot + y_coff + m) * HoWo + q] = f2h(v);
 }

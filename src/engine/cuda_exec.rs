@@ -13,7 +13,7 @@ use super::exec::Weights;
 use super::graph::{Act, Graph, Op};
 use super::shapes::infer_shapes;
 use crate::backend::cuda::CudaDevice;
-use crate::backend::cuda::engine_ops::{ConvDims, EngineKernels, OutSlice};
+use crate::backend::cuda::engine_ops::{ConvDims, EngineKernels, OutSlice, Split};
 use crate::{Error, Result, Tensor};
 use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
 use cudarc::driver::{CudaGraph, CudaSlice, CudaStream, DevicePtr};
@@ -70,6 +70,7 @@ enum Step {
         y: u64,
         d: ConvDims,
         act: i32,
+        parts: usize,
     },
     QConv {
         x: u64,
@@ -80,6 +81,7 @@ enum Step {
         in_scale: f32,
         d: ConvDims,
         act: i32,
+        parts: usize,
     },
     MaxPool {
         x: u64,
@@ -133,8 +135,8 @@ impl Step {
         };
         match self {
             Step::Cast { n, .. } => format!("cast {n}"),
-            Step::Conv { d, .. } => conv("", d),
-            Step::QConv { d, .. } => conv("q", d),
+            Step::Conv { d, parts, .. } => format!("{} /{parts}", conv("", d)),
+            Step::QConv { d, parts, .. } => format!("{} /{parts}", conv("q", d)),
             Step::MaxPool { nc, hw, k, .. } => format!("maxpool {nc}x{}x{} k{k}", hw.0, hw.1),
             Step::Spread { nc, hw, f, block, .. } => format!(
                 "{} {nc}x{}x{} x{f}",
@@ -178,6 +180,8 @@ pub struct CudaEngine {
     steps: Vec<Step>,
     input_shape: Vec<usize>,
     output_shapes: Vec<Vec<usize>>,
+    /// Split-K shares of every split conv (one conv at a time uses it).
+    workspace: u64,
     use_graph: bool,
     state: Mutex<State>,
 }
@@ -185,6 +189,16 @@ pub struct CudaEngine {
 struct Planner<'a> {
     stream: &'a Arc<CudaStream>,
     bufs: Vec<CudaSlice<u8>>,
+    /// Multiprocessors of the GPU (how many blocks fill it).
+    sms: usize,
+    /// Bytes the largest split conv needs for its shares.
+    workspace: usize,
+    /// Values that live inside a concat's output (see `plan_homes`).
+    homes: HashMap<String, (String, usize)>,
+    /// Every value's shape (with the batch) and type, and where each placed one is.
+    shapes: HashMap<String, Vec<usize>>,
+    dts: HashMap<String, Dt>,
+    placed: HashMap<String, u64>,
 }
 
 impl Planner<'_> {
@@ -207,9 +221,49 @@ impl Planner<'_> {
         self.bufs.push(b);
         (self.bufs.len() - 1, ptr)
     }
-    fn value(&mut self, shape: Vec<usize>, dt: Dt) -> Result<Val> {
-        let n: usize = shape.iter().product();
-        let (_, ptr) = self.alloc(n * dt.size())?;
+    /// Split-K shares for a conv (K steps of `k_step`), growing the workspace to fit.
+    fn split(&mut self, d: &ConvDims, k_step: usize) -> usize {
+        let parts = Split::plan(d, k_step, self.sms);
+        if parts > 1 {
+            self.workspace = self
+                .workspace
+                .max(parts * d.o * d.n * d.ho * d.wo * 4);
+        }
+        parts
+    }
+
+    /// Where value `name` lives: its slice of the concat output it is homed in, else a
+    /// buffer of its own (allocated on first use).
+    fn locate(&mut self, name: &str) -> Result<u64> {
+        if let Some(&p) = self.placed.get(name) {
+            return Ok(p);
+        }
+        let dt = *self
+            .dts
+            .get(name)
+            .ok_or_else(|| Error::msg(format!("no type for {name:?}")))?;
+        let ptr = match self.homes.get(name).cloned() {
+            Some((host, off)) => self.locate(&host)? + (off * dt.size()) as u64,
+            None => {
+                let n: usize = self
+                    .shapes
+                    .get(name)
+                    .ok_or_else(|| Error::msg(format!("no shape for {name:?}")))?
+                    .iter()
+                    .product();
+                self.alloc(n * dt.size())?.1
+            }
+        };
+        self.placed.insert(name.to_string(), ptr);
+        Ok(ptr)
+    }
+
+    /// The value a node writes as `name`.
+    fn value(&mut self, name: &str, shape: Vec<usize>, dt: Dt) -> Result<Val> {
+        if self.dts.get(name) != Some(&dt) {
+            return Err(Error::msg(format!("{name:?}: planned type differs")));
+        }
+        let ptr = self.locate(name)?;
         Ok(Val { ptr, shape, dt })
     }
 }
@@ -258,9 +312,27 @@ impl CudaEngine {
             .input
             .as_ref()
             .ok_or_else(|| Error::msg("cuda engine: graph has no input"))?;
+        let sms = dev
+            .ctx
+            .attribute(
+                cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+            )
+            .map_err(dev_err)? as usize;
+        let all_shapes: HashMap<String, Vec<usize>> = shapes
+            .iter()
+            .map(|(k, v)| (k.clone(), with_batch(v, batch)))
+            .collect();
+        let dts = value_dtypes(graph);
+        let homes = plan_homes(graph, &all_shapes, &dts);
         let mut p = Planner {
             stream: &stream,
             bufs: Vec::new(),
+            sms,
+            workspace: 0,
+            homes,
+            shapes: all_shapes,
+            dts,
+            placed: HashMap::new(),
         };
         let mut steps = Vec::new();
         let mut vals: HashMap<&str, Val> = HashMap::new();
@@ -268,7 +340,7 @@ impl CudaEngine {
         let input_shape = with_batch(&input.shape, batch);
         let n_in: usize = input_shape.iter().product();
         let (in_idx, in_ptr) = p.alloc(n_in * 4)?;
-        let x0 = p.value(input_shape.clone(), Dt::F16)?;
+        let x0 = p.value(&input.name, input_shape.clone(), Dt::F16)?;
         steps.push(Step::Cast {
             x: in_ptr,
             y: x0.ptr,
@@ -326,6 +398,7 @@ impl CudaEngine {
             outputs.push(idx);
             output_shapes.push(v.shape.clone());
         }
+        let (_, workspace) = p.alloc(p.workspace)?;
         let bufs = p.bufs;
         stream.synchronize().map_err(dev_err)?;
         Ok(CudaEngine {
@@ -335,6 +408,7 @@ impl CudaEngine {
             steps,
             input_shape,
             output_shapes,
+            workspace,
             use_graph: std::env::var("EDGEDISTILL_CUDA_GRAPH").map_or(true, |v| v != "0"),
             state: Mutex::new(State {
                 bufs,
@@ -405,15 +479,38 @@ impl CudaEngine {
         Ok(out)
     }
 
+    fn split(&self, parts: usize) -> Split {
+        Split {
+            parts,
+            ws: self.workspace,
+        }
+    }
+
     fn launch_step(&self, st: &Step) -> Result<()> {
         let s = &self.stream;
         let k = &self.k;
         {
             match st {
                 Step::Cast { x, y, n } => k.to_f16(s, *x, *y, *n)?,
-                Step::Conv { x, w, b, y, d, act } => {
-                    k.conv(s, *x, *w, *b, *y, d, *act, OutSlice { ctot: d.o, coff: 0 })?
-                }
+                Step::Conv {
+                    x,
+                    w,
+                    b,
+                    y,
+                    d,
+                    act,
+                    parts,
+                } => k.conv(
+                    s,
+                    *x,
+                    *w,
+                    *b,
+                    *y,
+                    d,
+                    *act,
+                    OutSlice { ctot: d.o, coff: 0 },
+                    self.split(*parts),
+                )?,
                 Step::QConv {
                     x,
                     w,
@@ -423,6 +520,7 @@ impl CudaEngine {
                     in_scale,
                     d,
                     act,
+                    parts,
                 } => k.qconv(
                     s,
                     *x,
@@ -434,6 +532,7 @@ impl CudaEngine {
                     d,
                     *act,
                     OutSlice { ctot: d.o, coff: 0 },
+                    self.split(*parts),
                 )?,
                 Step::MaxPool {
                     x,
@@ -547,6 +646,106 @@ impl CudaEngine {
     }
 }
 
+/// Each value's type on the GPU: f16, except the box decode's output and what it reaches
+/// (concats with an f32 input, reshapes and splits of f32 values).
+fn value_dtypes(graph: &Graph) -> HashMap<String, Dt> {
+    let mut dts = HashMap::new();
+    if let Some(i) = &graph.input {
+        dts.insert(i.name.clone(), Dt::F16);
+    }
+    for node in &graph.nodes {
+        let input_dt = |k: usize| {
+            node.inputs
+                .get(k)
+                .and_then(|n| dts.get(n))
+                .copied()
+                .unwrap_or(Dt::F16)
+        };
+        let dt = match &node.op {
+            Op::DecodeBoxes { .. } => Dt::F32,
+            Op::Concat { .. } => {
+                if node.inputs.iter().any(|n| dts.get(n) == Some(&Dt::F32)) {
+                    Dt::F32
+                } else {
+                    Dt::F16
+                }
+            }
+            Op::Reshape { .. } | Op::Split { .. } => input_dt(0),
+            _ => Dt::F16,
+        };
+        for o in &node.outputs {
+            dts.insert(o.clone(), dt);
+        }
+    }
+    dts
+}
+
+/// Concat elision: where a concat's output is one contiguous run per input (nothing before
+/// the axis but 1s — channel concats at batch 1), each input made by a node that writes
+/// a buffer of its own is placed ("homed") inside the concat's output, so its producer
+/// writes there and the concat copies nothing. A run of a Split's outputs, in order,
+/// homes the split's input instead (C2f: cv1's output lands in the concat, its halves are
+/// views). Later concats are planned first, so homes nest (a concat inside a concat).
+/// A value is homed once, only with the concat's own type, never the graph input.
+fn plan_homes(
+    graph: &Graph,
+    shapes: &HashMap<String, Vec<usize>>,
+    dts: &HashMap<String, Dt>,
+) -> HashMap<String, (String, usize)> {
+    let mut producer: HashMap<&str, &super::graph::Node> = HashMap::new();
+    for n in &graph.nodes {
+        for o in &n.outputs {
+            producer.insert(o.as_str(), n);
+        }
+    }
+    let numel = |v: &str| shapes.get(v).map_or(0, |s| s.iter().product::<usize>());
+    let mut homes: HashMap<String, (String, usize)> = HashMap::new();
+    for node in graph.nodes.iter().rev() {
+        let Op::Concat { axis } = node.op else {
+            continue;
+        };
+        let out = &node.outputs[0];
+        let (Some(oshape), Some(&odt)) = (shapes.get(out), dts.get(out)) else {
+            continue;
+        };
+        if axis > oshape.len() || oshape[..axis].iter().product::<usize>() != 1 {
+            continue;
+        }
+        let fresh = |v: &str, homes: &HashMap<String, (String, usize)>| {
+            !homes.contains_key(v)
+                && dts.get(v) == Some(&odt)
+                && producer.get(v).is_some_and(|p| {
+                    !matches!(p.op, Op::Reshape { .. } | Op::Split { .. })
+                })
+        };
+        let (mut off, mut i) = (0, 0);
+        while i < node.inputs.len() {
+            let v = node.inputs[i].as_str();
+            if let Some(sp) = producer.get(v).filter(|p| matches!(p.op, Op::Split { .. })) {
+                let src = sp.inputs[0].as_str();
+                let one_run = match &sp.op {
+                    Op::Split { axis: sa, .. } => shapes
+                        .get(src)
+                        .is_some_and(|s| *sa <= s.len() && s[..*sa].iter().product::<usize>() == 1),
+                    _ => false,
+                };
+                if one_run && node.inputs[i..].starts_with(&sp.outputs) && fresh(src, &homes) {
+                    homes.insert(src.to_string(), (out.clone(), off));
+                    off += numel(src);
+                    i += sp.outputs.len();
+                    continue;
+                }
+            }
+            if fresh(v, &homes) {
+                homes.insert(v.to_string(), (out.clone(), off));
+            }
+            off += numel(v);
+            i += 1;
+        }
+    }
+    homes
+}
+
 fn conv_dims(x: &Val, ws: &[usize], y: &[usize], stride: [usize; 2], pad: [usize; 2], dil: [usize; 2]) -> Result<ConvDims> {
     if x.shape.len() != 4 || ws.len() != 4 || y.len() != 4 {
         return Err(Error::msg(format!("conv of {:?} with weight {ws:?}", x.shape)));
@@ -620,8 +819,9 @@ fn plan_node(
             } else {
                 0
             };
-            let y = p.value(out_shape(0)?, Dt::F16)?;
+            let y = p.value(&node.outputs[0], out_shape(0)?, Dt::F16)?;
             let d = conv_dims(first(ins)?, &ws, &y.shape, *stride, *pad, *dilation)?;
+            let parts = p.split(&d, 16);
             steps.push(Step::Conv {
                 x: first(ins)?.ptr,
                 w,
@@ -629,6 +829,7 @@ fn plan_node(
                 y: y.ptr,
                 d,
                 act: act_code(*act),
+                parts,
             });
             vec![y]
         }
@@ -667,9 +868,11 @@ fn plan_node(
             } else {
                 0
             };
-            let y = p.value(out_shape(0)?, Dt::F16)?;
+            let y = p.value(&node.outputs[0], out_shape(0)?, Dt::F16)?;
             let d = conv_dims(first(ins)?, &ws, &y.shape, *stride, *pad, *dilation)?;
+            let parts = p.split(&d, 32);
             steps.push(Step::QConv {
+                parts,
                 x: first(ins)?.ptr,
                 w,
                 scale,
@@ -684,7 +887,7 @@ fn plan_node(
         Op::DepthToSpace { block } => {
             need_f16(ins)?;
             let x = first(ins)?;
-            let y = p.value(out_shape(0)?, Dt::F16)?;
+            let y = p.value(&node.outputs[0], out_shape(0)?, Dt::F16)?;
             steps.push(Step::Spread {
                 x: x.ptr,
                 y: y.ptr,
@@ -702,7 +905,7 @@ fn plan_node(
         } => {
             need_f16(ins)?;
             let x = first(ins)?;
-            let y = p.value(out_shape(0)?, Dt::F16)?;
+            let y = p.value(&node.outputs[0], out_shape(0)?, Dt::F16)?;
             steps.push(Step::MaxPool {
                 x: x.ptr,
                 y: y.ptr,
@@ -718,7 +921,7 @@ fn plan_node(
         Op::Upsample { scale } => {
             need_f16(ins)?;
             let x = first(ins)?;
-            let y = p.value(out_shape(0)?, Dt::F16)?;
+            let y = p.value(&node.outputs[0], out_shape(0)?, Dt::F16)?;
             steps.push(Step::Spread {
                 x: x.ptr,
                 y: y.ptr,
@@ -735,12 +938,17 @@ fn plan_node(
             } else {
                 Dt::F16
             };
-            let y = p.value(out_shape(0)?, dt)?;
+            let y = p.value(&node.outputs[0], out_shape(0)?, dt)?;
             let outer: usize = y.shape[..*axis].iter().product();
             let dst_stride: usize = y.shape[*axis..].iter().product();
             let mut off = 0;
             for v in ins {
                 let chunk: usize = v.shape[*axis..].iter().product();
+                if outer == 1 && v.ptr == y.ptr + (off * dt.size()) as u64 {
+                    // Written in place by its producer (plan_homes): nothing to copy.
+                    off += chunk;
+                    continue;
+                }
                 steps.push(Step::Copy {
                     src: (v.ptr, v.dt == Dt::F32),
                     dst: (y.ptr, dt == Dt::F32),
@@ -760,8 +968,21 @@ fn plan_node(
             let src_stride: usize = x.shape[*axis..].iter().product();
             let mut outs = Vec::with_capacity(sizes.len());
             let mut off = 0;
+            if outer == 1 {
+                // One run of the input (batch 1, or a split along the first axis): each
+                // part is a contiguous piece of it, a view with no copy.
+                for (i, &s) in sizes.iter().enumerate() {
+                    outs.push(Val {
+                        ptr: x.ptr + (off * x.dt.size()) as u64,
+                        shape: out_shape(i)?,
+                        dt: x.dt,
+                    });
+                    off += s * inner;
+                }
+                return Ok(outs);
+            }
             for (i, &s) in sizes.iter().enumerate() {
-                let y = p.value(out_shape(i)?, x.dt)?;
+                let y = p.value(&node.outputs[i], out_shape(i)?, x.dt)?;
                 let chunk = s * inner;
                 steps.push(Step::Copy {
                     src: (x.ptr, x.dt == Dt::F32),
@@ -779,7 +1000,7 @@ fn plan_node(
         Op::Add => {
             need_f16(ins)?;
             let (a, b) = (first(ins)?, ins.get(1).ok_or_else(|| Error::msg("Add needs 2 inputs"))?);
-            let y = p.value(out_shape(0)?, Dt::F16)?;
+            let y = p.value(&node.outputs[0], out_shape(0)?, Dt::F16)?;
             steps.push(Step::Elem {
                 a: a.ptr,
                 b: Some(b.ptr),
@@ -790,7 +1011,7 @@ fn plan_node(
         }
         Op::Sigmoid => {
             need_f16(ins)?;
-            let y = p.value(out_shape(0)?, Dt::F16)?;
+            let y = p.value(&node.outputs[0], out_shape(0)?, Dt::F16)?;
             steps.push(Step::Elem {
                 a: first(ins)?.ptr,
                 b: None,
@@ -825,7 +1046,7 @@ fn plan_node(
                 }
             }
             let anchors = p.upload(bytemuck::cast_slice(&anchors))?;
-            let y = p.value(out_shape(0)?, Dt::F32)?;
+            let y = p.value(&node.outputs[0], out_shape(0)?, Dt::F32)?;
             steps.push(Step::Decode {
                 x: x.ptr,
                 anchors,

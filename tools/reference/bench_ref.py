@@ -97,7 +97,7 @@ def engine_gpu_case(a):
         x32, x16 = x.cuda(), x.cuda().half()
 
         def e2e():
-            pred, (_, _, proto) = m16(x.cuda().half())
+            (pred, proto), _ = m16(x.cuda().half())  # eval output: ((pred, proto), raw)
             pred.float().cpu(), proto.float().cpu()
 
         res["torch_cuda_fp32_resident"] = timeit(lambda: (model(x32), sync()), a.iters, warmup=10)
@@ -143,6 +143,9 @@ def main():
     # Thread pools read these at import time.
     for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[v] = str(a.threads)
+    # stdout carries only the JSON object ed-bench parses: whatever a library prints
+    # while a case runs (ultralytics' first-run settings notice, say) goes to stderr.
+    real_stdout, sys.stdout = sys.stdout, sys.stderr
     out = {}
     if a.case == "matmul":
         import numpy as np
@@ -281,8 +284,8 @@ def main():
 
             out["torch_conv3x3_64x160x160_fwd_bwd"] = timeit(step, a.iters)
         out["torch_version"] = torch.__version__
-    json.dump(out, sys.stdout)
-    print()
+    json.dump(out, real_stdout)
+    real_stdout.write("\n")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,9 @@ fn dev_err(e: impl std::fmt::Display) -> Error {
 /// Every engine kernel, loaded once per executor.
 pub struct EngineKernels {
     conv: CudaFunction,
+    conv_epi: CudaFunction,
     qconv: CudaFunction,
+    qconv_epi: CudaFunction,
     maxpool: CudaFunction,
     upsample: CudaFunction,
     add: CudaFunction,
@@ -64,10 +66,39 @@ fn grid1(n: usize) -> LaunchConfig {
     }
 }
 
-fn conv_grid(d: &ConvDims) -> LaunchConfig {
+/// How a conv's K steps are shared among blocks: `parts` shares written to `ws` (a
+/// workspace of `parts · o · n·ho·wo` 4-byte values) and summed by the epilogue kernel;
+/// `parts == 1` writes the output directly.
+#[derive(Clone, Copy, Debug)]
+pub struct Split {
+    pub parts: usize,
+    pub ws: u64,
+}
+
+impl Split {
+    pub const NONE: Split = Split { parts: 1, ws: 0 };
+
+    /// Shares for a conv whose 64 × 64 tiles alone would leave a GPU of `sms`
+    /// multiprocessors idle: aim at two blocks per SM, at least 4 K steps of `k_step`
+    /// each per share, and no empty share.
+    pub fn plan(d: &ConvDims, k_step: usize, sms: usize) -> usize {
+        let p = d.n * d.ho * d.wo;
+        let blocks = p.div_ceil(64) * d.o.div_ceil(64);
+        let target = 2 * sms.max(1);
+        let steps = (d.c * d.kh * d.kw).div_ceil(k_step);
+        if blocks * 2 >= target || steps < 8 {
+            return 1;
+        }
+        let want = target.div_ceil(blocks).min(steps / 4).max(1);
+        let per = steps.div_ceil(want);
+        steps.div_ceil(per)
+    }
+}
+
+fn conv_grid(d: &ConvDims, parts: usize) -> LaunchConfig {
     let p = d.n * d.ho * d.wo;
     LaunchConfig {
-        grid_dim: (p.div_ceil(64) as u32, d.o.div_ceil(64) as u32, 1),
+        grid_dim: (p.div_ceil(64) as u32, d.o.div_ceil(64) as u32, parts as u32),
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     }
@@ -82,7 +113,9 @@ impl EngineKernels {
         let f = |file: &str, name: &str| dev.function(file, name);
         Ok(EngineKernels {
             conv: f("conv2d_f16", "conv2d_f16")?,
+            conv_epi: f("conv2d_f16", "conv_epilogue_f16")?,
             qconv: f("qconv2d_dp4a", "qconv2d_dp4a")?,
+            qconv_epi: f("qconv2d_dp4a", "qconv_epilogue")?,
             maxpool: f("engine_ops", "maxpool_f16")?,
             upsample: f("engine_ops", "upsample_f16")?,
             add: f("engine_ops", "add_f16")?,
@@ -106,6 +139,7 @@ impl EngineKernels {
         d: &ConvDims,
         act: i32,
         out: OutSlice,
+        split: Split,
     ) -> Result<()> {
         let mut l = s.launch_builder(&self.conv);
         l.arg(&x).arg(&w).arg(&bias).arg(&y);
@@ -132,9 +166,14 @@ impl EngineKernels {
         for v in &ints {
             l.arg(v);
         }
+        let parts = split.parts as i32;
+        l.arg(&parts).arg(&split.ws);
         // SAFETY: argument order and types follow conv2d_f16's signature; the caller
         // guarantees the buffers' sizes (module comment).
-        unsafe { l.launch(conv_grid(d)) }.map_err(dev_err)?;
+        unsafe { l.launch(conv_grid(d, split.parts)) }.map_err(dev_err)?;
+        if split.parts > 1 {
+            self.epilogue(s, &self.conv_epi, split, None, bias, y, d, act, out)?;
+        }
         Ok(())
     }
 
@@ -152,6 +191,7 @@ impl EngineKernels {
         d: &ConvDims,
         act: i32,
         out: OutSlice,
+        split: Split,
     ) -> Result<()> {
         let mut l = s.launch_builder(&self.qconv);
         l.arg(&x)
@@ -183,8 +223,53 @@ impl EngineKernels {
         for v in &ints {
             l.arg(v);
         }
+        let parts = split.parts as i32;
+        l.arg(&parts).arg(&split.ws);
         // SAFETY: as `conv`, for qconv2d_dp4a's signature.
-        unsafe { l.launch(conv_grid(d)) }.map_err(dev_err)?;
+        unsafe { l.launch(conv_grid(d, split.parts)) }.map_err(dev_err)?;
+        if split.parts > 1 {
+            self.epilogue(s, &self.qconv_epi, split, Some(scale), bias, y, d, act, out)?;
+        }
+        Ok(())
+    }
+
+    /// Sum a split conv's shares, rescale (INT8: `scale` Some), add bias, activate, store.
+    #[allow(clippy::too_many_arguments)]
+    fn epilogue(
+        &self,
+        s: &CudaStream,
+        f: &CudaFunction,
+        split: Split,
+        scale: Option<u64>,
+        bias: u64,
+        y: u64,
+        d: &ConvDims,
+        act: i32,
+        out: OutSlice,
+    ) -> Result<()> {
+        let p = d.n * d.ho * d.wo;
+        let scale_v = scale.unwrap_or(0);
+        let mut l = s.launch_builder(f);
+        l.arg(&split.ws);
+        if scale.is_some() {
+            l.arg(&scale_v);
+        }
+        l.arg(&bias).arg(&y);
+        let ints = [
+            i(d.o),
+            i(p),
+            i(d.ho * d.wo),
+            i(split.parts),
+            act,
+            i(out.ctot),
+            i(out.coff),
+        ];
+        for v in &ints {
+            l.arg(v);
+        }
+        // SAFETY: conv_epilogue_f16 (part, bias, y, ...) / qconv_epilogue (part, scale,
+        // bias, y, ...): the same integer arguments in the same order.
+        unsafe { l.launch(grid1(d.o * p)) }.map_err(dev_err)?;
         Ok(())
     }
 
