@@ -7,7 +7,7 @@ use edgedistill::data::Coco;
 use edgedistill::data::classes::ClassMap;
 use edgedistill::data::image::load_rgb;
 use edgedistill::data::preprocess::grounding_dino::GroundingDinoResize;
-use edgedistill::engine::runtime::load_detector;
+use edgedistill::engine::runtime::load_detector_on;
 use edgedistill::eval::coco_bridge::image_evals;
 use edgedistill::eval::cocoeval::{CocoEvalResult, IouType, evaluate};
 use edgedistill::eval::grounding_dino_eval::predict_grounding_dino;
@@ -35,7 +35,8 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: ed-eval --gt gt.json --results dt.json [--iou-type bbox|segm|both]
                [--out DIR] [--images DIR] [--metrics metrics.jsonl] [--tiles N]
        ed-eval --model DIR_OR_FILE --data val.json --images DIR [--conf 0.001] [--iou 0.7]
-               [--max-det 300] [--batch 4] [same options as above but --results]
+               [--max-det 300] [--batch 4] [--device cpu|cuda|cuda:N]
+               [same options as above but --results]
        ed-eval --gdino DIR [--adapter DIR] --data val.json --images DIR [--gd-size 800]
                [--gd-max-size 1333] [--box-threshold 0] [--text-threshold 0] [--out DIR]
 
@@ -50,7 +51,7 @@ results carry masks, else bbox.
 --images; one that is missing or does not decode stops the run, naming it) with the model
 file, run directory or engine file (ed-export), letterboxed square at the model's imgsz, NMS as ultralytics' val
 (conf 0.001, iou 0.7, max_det 300), masks binarised by truncation as its validator, writes DIR/predictions.json and evaluates it. Default
-DIR there: eval/ beside the model file.
+DIR there: eval/ beside the model file. --device cuda runs an engine file on the GPU.
 
 --gdino mode evaluates a Grounding DINO teacher (a transformers folder: config.json,
 model.safetensors, vocab.txt), with a PEFT LoRA adapter folder when --adapter is given:
@@ -73,6 +74,7 @@ struct Args {
     results: PathBuf,
     /// `--model` mode: the model and its NMS settings (results are then written, not read).
     model: Option<(PathBuf, NmsConfig, usize)>,
+    device: edgedistill::Device,
     iou: Option<String>,
     out: Option<PathBuf>,
     images: Option<PathBuf>,
@@ -85,6 +87,7 @@ fn parse_args() -> std::result::Result<Args, String> {
     let (mut gt, mut results, mut iou, mut out, mut images, mut metrics, mut tiles) =
         (None, None, None, None, None, None, 12);
     let (mut model, mut batch) = (None::<PathBuf>, 4usize);
+    let mut device = edgedistill::Device::Cpu;
     let (mut gdino, mut adapter) = (None::<PathBuf>, None::<PathBuf>);
     let mut resize = GroundingDinoResize::default();
     let mut th = Thresholds {
@@ -115,6 +118,7 @@ fn parse_args() -> std::result::Result<Args, String> {
             "--iou" => nms.iou = num(&a, &val()?)?,
             "--max-det" => nms.max_det = num(&a, &val()?)?,
             "--batch" => batch = num::<usize>(&a, &val()?)?.max(1),
+            "--device" => device = val()?.parse()?,
             "--results" => results = Some(PathBuf::from(val()?)),
             "--iou-type" => iou = Some(val()?),
             "--out" => out = Some(PathBuf::from(val()?)),
@@ -159,6 +163,7 @@ fn parse_args() -> std::result::Result<Args, String> {
         gt,
         results,
         model,
+        device,
         iou,
         out,
         images,
@@ -568,7 +573,7 @@ fn predict_dataset(args: &mut Args) -> Result<()> {
     let model_path = resolve_model_path(&model)?;
     // Masks binarised by truncation, as ultralytics' segment validator's `scale_preds`
     // does before writing its COCO JSON.
-    let mut predictor = load_detector(&model_path)?;
+    let mut predictor = load_detector_on(&model_path, args.device)?;
     predictor.configure(nms, Binarize::Truncate);
     let out = args.out.clone().unwrap_or_else(|| {
         model_path

@@ -16,7 +16,7 @@ use crate::backend::cuda::CudaDevice;
 use crate::backend::cuda::engine_ops::{ConvDims, EngineKernels, OutSlice, Split};
 use crate::{Error, Result, Tensor};
 use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
-use cudarc::driver::{CudaGraph, CudaSlice, CudaStream, DevicePtr};
+use cudarc::driver::{CudaGraph, CudaSlice, CudaStream, DevicePtr, PinnedHostSlice};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -170,6 +170,10 @@ struct State {
     input: usize,
     outputs: Vec<usize>,
     graph: GraphState,
+    /// Page-locked host staging for the input and outputs (copies at full bus speed, the
+    /// input write-combined since the host only writes it); None where the driver would
+    /// not pin memory, then the copies go through pageable memory.
+    pinned: Option<(PinnedHostSlice<u8>, Vec<PinnedHostSlice<u8>>)>,
 }
 
 /// A graph planned for one batch size on one GPU.
@@ -399,6 +403,7 @@ impl CudaEngine {
             output_shapes.push(v.shape.clone());
         }
         let (_, workspace) = p.alloc(p.workspace)?;
+        let pinned = pin(&dev.ctx, n_in * 4, &output_shapes);
         let bufs = p.bufs;
         stream.synchronize().map_err(dev_err)?;
         Ok(CudaEngine {
@@ -415,6 +420,7 @@ impl CudaEngine {
                 input: in_idx,
                 outputs,
                 graph: GraphState::NotTried,
+                pinned,
             }),
         })
     }
@@ -617,23 +623,47 @@ impl CudaEngine {
             });
         }
         let host = images.to_vec_f32()?;
-        let mut st = self.lock();
+        let mut guard = self.lock();
+        let st = &mut *guard;
         let i = st.input;
-        self.stream
-            .memcpy_htod(bytemuck::cast_slice::<f32, u8>(&host), &mut st.bufs[i])
-            .map_err(dev_err)?;
-        self.launch(&mut st)?;
-        let mut outs = Vec::with_capacity(st.outputs.len());
-        for (k, &o) in st.outputs.iter().enumerate() {
-            let bytes = self.stream.clone_dtoh(&st.bufs[o]).map_err(dev_err)?;
-            outs.push((k, bytes));
+        let bytes: &[u8] = bytemuck::cast_slice(&host);
+        match st.pinned.as_mut() {
+            Some((pin_in, _)) => {
+                pin_in.as_mut_slice().map_err(dev_err)?.copy_from_slice(bytes);
+                self.stream
+                    .memcpy_htod(pin_in, &mut st.bufs[i])
+                    .map_err(dev_err)?;
+            }
+            None => self
+                .stream
+                .memcpy_htod(bytes, &mut st.bufs[i])
+                .map_err(dev_err)?,
         }
-        self.stream.synchronize().map_err(dev_err)?;
+        self.launch(st)?;
+        let mut outs: Vec<Vec<f32>> = Vec::with_capacity(st.outputs.len());
+        match st.pinned.as_mut() {
+            Some((_, pin_out)) => {
+                for (&o, dst) in st.outputs.iter().zip(pin_out.iter_mut()) {
+                    self.stream
+                        .memcpy_dtoh(&st.bufs[o], dst)
+                        .map_err(dev_err)?;
+                }
+                self.stream.synchronize().map_err(dev_err)?;
+                for dst in pin_out.iter() {
+                    outs.push(bytemuck::pod_collect_to_vec(dst.as_slice().map_err(dev_err)?));
+                }
+            }
+            None => {
+                for &o in &st.outputs {
+                    let b = self.stream.clone_dtoh(&st.bufs[o]).map_err(dev_err)?;
+                    outs.push(bytemuck::pod_collect_to_vec(&b));
+                }
+                self.stream.synchronize().map_err(dev_err)?;
+            }
+        }
         outs.into_iter()
-            .map(|(k, b)| {
-                let v: Vec<f32> = bytemuck::pod_collect_to_vec(&b);
-                Tensor::from_vec(v, self.output_shapes[k].clone())
-            })
+            .zip(&self.output_shapes)
+            .map(|(v, shape)| Tensor::from_vec(v, shape.clone()))
             .collect()
     }
 
@@ -744,6 +774,27 @@ fn plan_homes(
         }
     }
     homes
+}
+
+/// Page-locked staging: `in_bytes` for the input (write-combined), one f32 buffer per
+/// output; None when the driver refuses.
+#[allow(clippy::type_complexity)]
+fn pin(
+    ctx: &Arc<cudarc::driver::CudaContext>,
+    in_bytes: usize,
+    outputs: &[Vec<usize>],
+) -> Option<(PinnedHostSlice<u8>, Vec<PinnedHostSlice<u8>>)> {
+    // SAFETY: the buffers are written (by a host copy or a DMA) before they are read.
+    let pin_in = unsafe { ctx.alloc_pinned::<u8>(in_bytes.max(4)) }.ok()?;
+    let outs = outputs
+        .iter()
+        .map(|s| {
+            let n = s.iter().product::<usize>() * 4;
+            // SAFETY: as above; plain (cached) pages, since the host reads these.
+            unsafe { ctx.alloc_pinned_with_flags::<u8>(n.max(4), 0) }.ok()
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((pin_in, outs))
 }
 
 fn conv_dims(x: &Val, ws: &[usize], y: &[usize], stride: [usize; 2], pad: [usize; 2], dil: [usize; 2]) -> Result<ConvDims> {

@@ -187,9 +187,21 @@ impl Detector for Engine {
 
 /// A model file or an engine file (told apart by the engine magic), ready to predict.
 pub fn load_detector(path: &Path) -> Result<Box<dyn Detector>> {
-    if path.is_file() && is_engine_file(path) {
-        Ok(Box::new(Engine::load(path)?))
-    } else {
-        Ok(Box::new(crate::models::yolov8::Predictor::load(path)?))
+    load_detector_on(path, crate::Device::Cpu)
+}
+
+/// [`load_detector`] on `device`. Engine files run on CUDA; a model file runs on the CPU
+/// only, so asking for CUDA with one is an error that says how to get an engine.
+pub fn load_detector_on(path: &Path, device: crate::Device) -> Result<Box<dyn Detector>> {
+    let engine = path.is_file() && is_engine_file(path);
+    match (device, engine) {
+        (crate::Device::Cpu, true) => Ok(Box::new(Engine::load(path)?)),
+        (crate::Device::Cpu, false) => Ok(Box::new(crate::models::yolov8::Predictor::load(path)?)),
+        (crate::Device::Cuda(n), true) => Ok(Box::new(Engine::load(path)?.on_cuda(n)?)),
+        (crate::Device::Cuda(_), false) => Err(Error::msg(format!(
+            "{}: only engine files run on CUDA; make one with `ed-export --model {} --format engine`",
+            path.display(),
+            path.display()
+        ))),
     }
 }
