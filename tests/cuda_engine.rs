@@ -25,6 +25,11 @@ fn gpu(test: &str) -> Option<&'static CudaDevice> {
     }
 }
 
+/// The conv kernel sets this GPU has: CUDA cores always, tensor cores from sm_80.
+fn kernel_sets(dev: &CudaDevice) -> Vec<bool> {
+    if dev.cc.0 >= 8 { vec![false, true] } else { vec![false] }
+}
+
 fn f16r(v: &[f32]) -> Vec<f32> {
     v.iter()
         .map(|&x| half::f16::from_f32(x).to_f32())
@@ -142,14 +147,16 @@ fn cuda_convs_match_cpu() {
         for int8 in [false, true] {
             let (g, x) = one_conv_graph(xs, cs, int8, 10 * seed as u64);
             let want = run(&g, &g, &x).unwrap().remove(0);
-            let eng = CudaEngine::new(dev, &g, &g, xs.0).unwrap();
-            let got = eng.run(&x).unwrap().remove(0);
-            assert_eq!(got.dims(), want.dims());
-            // Equal inputs and weights; only the output's f16 rounding (2^-11 relative)
-            // and the summation order differ.
-            let (e, i) = rel_err(&got.to_vec_f32().unwrap(), &want.to_vec_f32().unwrap());
-            eprintln!("conv {xs:?} {cs:?} int8 {int8}: max rel err {e:.2e} at {i}");
-            assert!(e < 2e-3, "conv {xs:?} {cs:?} int8 {int8}: error {e} at {i}");
+            for tc in kernel_sets(dev) {
+                let eng = CudaEngine::with_kernels(dev, &g, &g, xs.0, tc).unwrap();
+                let got = eng.run(&x).unwrap().remove(0);
+                assert_eq!(got.dims(), want.dims());
+                // Equal inputs and weights; only the output's f16 rounding (2^-11
+                // relative) and the summation order differ.
+                let (e, i) = rel_err(&got.to_vec_f32().unwrap(), &want.to_vec_f32().unwrap());
+                eprintln!("conv {xs:?} {cs:?} int8 {int8} tensor cores {tc}: max rel err {e:.2e} at {i}");
+                assert!(e < 2e-3, "conv {xs:?} {cs:?} int8 {int8} tc {tc}: error {e} at {i}");
+            }
         }
     }
 }
@@ -192,16 +199,19 @@ fn cuda_yolov8_seg_graph_matches_cpu() {
     )
     .unwrap();
     let want = run(&g, &g, &x).unwrap();
-    let eng = CudaEngine::new(dev, &g, &g, 2).unwrap();
-    let got = eng.run(&x).unwrap();
-    eprintln!("{} launches, {}", eng.launches(), eng.graph_status());
-    // f16 activations through ~60 layers: a few parts in a thousand.
-    compare("fp16 graph", &got, &want, 3e-2);
-    // A second run replays the same launches on the same buffers: identical.
-    let again = eng.run(&x).unwrap();
-    for (a, b) in again.iter().zip(&got) {
-        assert_eq!(a.to_vec_f32().unwrap(), b.to_vec_f32().unwrap());
+    for tc in kernel_sets(dev) {
+        let eng = CudaEngine::with_kernels(dev, &g, &g, 2, tc).unwrap();
+        let got = eng.run(&x).unwrap();
+        eprintln!("{} launches, {}, tensor cores {tc}", eng.launches(), eng.graph_status());
+        // f16 activations through ~60 layers: a few parts in a thousand.
+        compare(&format!("fp16 graph tc {tc}"), &got, &want, 3e-2);
+        // A second run replays the same launches on the same buffers: identical.
+        let again = eng.run(&x).unwrap();
+        for (a, b) in again.iter().zip(&got) {
+            assert_eq!(a.to_vec_f32().unwrap(), b.to_vec_f32().unwrap());
+        }
     }
+    let eng = CudaEngine::new(dev, &g, &g, 2).unwrap();
     // The wrong batch is an error, not a crash.
     let x1 = Tensor::rand([1, 3, s, s], 0.0, 1.0, &mut Rng::new(1));
     assert!(eng.run(&x1).is_err());
@@ -225,11 +235,13 @@ fn cuda_yolov8_seg_graph_matches_cpu() {
         .unwrap();
     assert!(q.nodes.iter().any(|n| matches!(n.op, Op::QConv { .. })));
     let want_q = run(&q, &q, &x).unwrap();
-    let eng_q = CudaEngine::new(dev, &q, &q, 2).unwrap();
-    let got_q = eng_q.run(&x).unwrap();
-    // Same INT8 arithmetic; the activations entering each quantizer are f16 on the GPU,
-    // so a value near a rounding boundary may land one step away.
-    compare("int8 graph", &got_q, &want_q, 5e-2);
+    for tc in kernel_sets(dev) {
+        let eng_q = CudaEngine::with_kernels(dev, &q, &q, 2, tc).unwrap();
+        let got_q = eng_q.run(&x).unwrap();
+        // Same INT8 arithmetic; the activations entering each quantizer are f16 on the
+        // GPU, so a value near a rounding boundary may land one step away.
+        compare(&format!("int8 graph tc {tc}"), &got_q, &want_q, 5e-2);
+    }
 }
 
 #[test]

@@ -83,7 +83,17 @@ pub fn engine_gpu_case(a: &Args) -> Result<()> {
     let x = Tensor::rand([1, 3, 640, 640], 0.0, 1.0, &mut Rng::new(1));
 
     let want = run(&graph, &graph, &x)?;
+    // The CUDA-core kernels (FMA / dp4a) for the record, where tensor cores are the default.
+    let mut cuda_cores = Vec::new();
+    if dev.cc.0 >= 8 {
+        for (label, g, w) in [("fp16", &graph, &graph as &dyn edgedistill::engine::exec::Weights)] {
+            let e = CudaEngine::with_kernels(dev, g, w, 1, false)?;
+            e.run(&x)?;
+            cuda_cores.push((label, time(&format!("ours cuda {label} engine, CUDA cores"), a.iters, || e.run_resident())?));
+        }
+    }
     let mut fp16 = CudaEngine::new(dev, &graph, &graph, 1)?;
+    println!("fp16 engine: tensor cores {}", fp16.tensor_cores());
     compare("fp16 engine vs CPU fp32", &fp16.run(&x)?, &want)?;
     let t16 = bench_gpu(a, "ours cuda fp16 engine", &mut fp16, &x)?;
     if a.profile > 0 {
@@ -110,6 +120,11 @@ pub fn engine_gpu_case(a: &Args) -> Result<()> {
     };
     let (int8, _) = super::bench_engine::int8_engine(&graph, &meta, &dir.join("model_int8.engine"))?;
     let qfile = int8.file();
+    if dev.cc.0 >= 8 {
+        let e = CudaEngine::with_kernels(dev, qfile.graph(), qfile, 1, false)?;
+        e.run(&x)?;
+        cuda_cores.push(("int8", time("ours cuda int8 engine, CUDA cores (dp4a)", a.iters, || e.run_resident())?));
+    }
     let mut q = CudaEngine::new(dev, qfile.graph(), qfile, 1)?;
     compare("int8 engine vs CPU int8", &q.run(&x)?, &int8.forward(&x)?)?;
     let t8 = bench_gpu(a, "ours cuda int8 engine", &mut q, &x)?;
@@ -130,6 +145,9 @@ pub fn engine_gpu_case(a: &Args) -> Result<()> {
         ("ours_cuda_int8_resident_graph", t8[1]),
     ] {
         report(name, t, &refs, &["torch_cuda_fp16_resident"]);
+    }
+    for (label, t) in &cuda_cores {
+        report(&format!("ours_cuda_{label}_resident_cuda_cores"), *t, &refs, &["torch_cuda_fp16_resident"]);
     }
     report("ours_cuda_fp16_end_to_end", t16[2], &refs, &["torch_cuda_fp16_end_to_end"]);
     report("ours_cuda_int8_end_to_end", t8[2], &refs, &["torch_cuda_fp16_end_to_end"]);

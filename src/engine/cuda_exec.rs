@@ -195,6 +195,8 @@ struct Planner<'a> {
     bufs: Vec<CudaSlice<u8>>,
     /// Multiprocessors of the GPU (how many blocks fill it).
     sms: usize,
+    /// K per conv block step, f16 and INT8 (split-K shares are whole steps).
+    k_step: (usize, usize),
     /// Bytes the largest split conv needs for its shares.
     workspace: usize,
     /// Values that live inside a concat's output (see `plan_homes`).
@@ -293,18 +295,34 @@ fn with_batch(shape: &[usize], batch: usize) -> Vec<usize> {
 }
 
 impl CudaEngine {
-    /// Plan `graph` (constants from `weights`) for `batch` images on `dev`.
+    /// Plan `graph` (constants from `weights`) for `batch` images on `dev`, convs on
+    /// tensor cores where the GPU has them (sm_80+; `EDGEDISTILL_CUDA_TENSOR_CORES=0`
+    /// keeps them on CUDA cores).
     pub fn new(
         dev: &'static CudaDevice,
         graph: &Graph,
         weights: &dyn Weights,
         batch: usize,
     ) -> Result<CudaEngine> {
+        let tc = dev.cc.0 >= 8
+            && std::env::var("EDGEDISTILL_CUDA_TENSOR_CORES").map_or(true, |v| v != "0");
+        Self::with_kernels(dev, graph, weights, batch, tc)
+    }
+
+    /// [`CudaEngine::new`] with the conv kernels chosen: tensor cores (mma.sync) or CUDA
+    /// cores (FMA for f16, dp4a for INT8).
+    pub fn with_kernels(
+        dev: &'static CudaDevice,
+        graph: &Graph,
+        weights: &dyn Weights,
+        batch: usize,
+        tensor_cores: bool,
+    ) -> Result<CudaEngine> {
         if batch == 0 {
             return Err(Error::msg("cuda engine: batch must be ≥ 1"));
         }
         let stream = dev.ctx.new_stream().map_err(dev_err)?;
-        let k = EngineKernels::load(dev)?;
+        let k = EngineKernels::load(dev, tensor_cores)?;
         let wshape = |n: &str| -> Option<Vec<usize>> {
             weights
                 .get(n)
@@ -332,6 +350,7 @@ impl CudaEngine {
             stream: &stream,
             bufs: Vec::new(),
             sms,
+            k_step: (k.k_step(false), k.k_step(true)),
             workspace: 0,
             homes,
             shapes: all_shapes,
@@ -438,6 +457,11 @@ impl CudaEngine {
     /// `[batch, 3, S, S]`, the input this plan takes.
     pub fn input_shape(&self) -> &[usize] {
         &self.input_shape
+    }
+
+    /// Whether the convs run on tensor cores.
+    pub fn tensor_cores(&self) -> bool {
+        self.k.tensor_cores()
     }
 
     /// Number of kernel launches per run.
@@ -872,7 +896,7 @@ fn plan_node(
             };
             let y = p.value(&node.outputs[0], out_shape(0)?, Dt::F16)?;
             let d = conv_dims(first(ins)?, &ws, &y.shape, *stride, *pad, *dilation)?;
-            let parts = p.split(&d, 16);
+            let parts = p.split(&d, p.k_step.0);
             steps.push(Step::Conv {
                 x: first(ins)?.ptr,
                 w,
@@ -921,7 +945,7 @@ fn plan_node(
             };
             let y = p.value(&node.outputs[0], out_shape(0)?, Dt::F16)?;
             let d = conv_dims(first(ins)?, &ws, &y.shape, *stride, *pad, *dilation)?;
-            let parts = p.split(&d, 32);
+            let parts = p.split(&d, p.k_step.1);
             steps.push(Step::QConv {
                 parts,
                 x: first(ins)?.ptr,

@@ -17,6 +17,8 @@ fn dev_err(e: impl std::fmt::Display) -> Error {
 
 /// Every engine kernel, loaded once per executor.
 pub struct EngineKernels {
+    /// Convs on tensor cores (mma.sync, sm_80+) rather than CUDA cores (FMA / dp4a).
+    tensor_cores: bool,
     conv: CudaFunction,
     conv_epi: CudaFunction,
     qconv: CudaFunction,
@@ -95,11 +97,11 @@ impl Split {
     }
 }
 
-fn conv_grid(d: &ConvDims, parts: usize) -> LaunchConfig {
+fn conv_grid(d: &ConvDims, parts: usize, threads: u32) -> LaunchConfig {
     let p = d.n * d.ho * d.wo;
     LaunchConfig {
         grid_dim: (p.div_ceil(64) as u32, d.o.div_ceil(64) as u32, parts as u32),
-        block_dim: (256, 1, 1),
+        block_dim: (threads, 1, 1),
         shared_mem_bytes: 0,
     }
 }
@@ -109,12 +111,31 @@ fn i(v: usize) -> i32 {
 }
 
 impl EngineKernels {
-    pub fn load(dev: &CudaDevice) -> Result<EngineKernels> {
+    /// The kernels for `dev`; `tensor_cores` picks the mma convs (needs sm_80+).
+    pub fn load(dev: &CudaDevice, tensor_cores: bool) -> Result<EngineKernels> {
+        if tensor_cores && dev.cc.0 < 8 {
+            return Err(dev_err(format!(
+                "tensor-core convs need sm_80 or newer; {} is sm_{}{}",
+                dev.name, dev.cc.0, dev.cc.1
+            )));
+        }
         let f = |file: &str, name: &str| dev.function(file, name);
+        let (conv, qconv) = if tensor_cores {
+            (
+                f("conv2d_f16_mma", "conv2d_f16_mma")?,
+                f("qconv2d_mma", "qconv2d_mma")?,
+            )
+        } else {
+            (
+                f("conv2d_f16", "conv2d_f16")?,
+                f("qconv2d_dp4a", "qconv2d_dp4a")?,
+            )
+        };
         Ok(EngineKernels {
-            conv: f("conv2d_f16", "conv2d_f16")?,
+            tensor_cores,
+            conv,
             conv_epi: f("conv2d_f16", "conv_epilogue_f16")?,
-            qconv: f("qconv2d_dp4a", "qconv2d_dp4a")?,
+            qconv,
             qconv_epi: f("qconv2d_dp4a", "qconv_epilogue")?,
             maxpool: f("engine_ops", "maxpool_f16")?,
             upsample: f("engine_ops", "upsample_f16")?,
@@ -125,6 +146,20 @@ impl EngineKernels {
             decode: f("engine_ops", "decode_boxes_f16")?,
             cast: f("engine_ops", "f32_to_f16")?,
         })
+    }
+
+    /// Whether the convs run on tensor cores.
+    pub fn tensor_cores(&self) -> bool {
+        self.tensor_cores
+    }
+
+    fn conv_threads(&self) -> u32 {
+        if self.tensor_cores { 128 } else { 256 }
+    }
+
+    /// The k a conv block consumes per step (split-K shares are whole steps).
+    pub fn k_step(&self, int8: bool) -> usize {
+        if self.tensor_cores || int8 { 32 } else { 16 }
     }
 
     /// f16 conv + bias (f32, or 0 for none) + act (0 none, 1 SiLU); w f16 [o, c·kh·kw].
@@ -170,7 +205,7 @@ impl EngineKernels {
         l.arg(&parts).arg(&split.ws);
         // SAFETY: argument order and types follow conv2d_f16's signature; the caller
         // guarantees the buffers' sizes (module comment).
-        unsafe { l.launch(conv_grid(d, split.parts)) }.map_err(dev_err)?;
+        unsafe { l.launch(conv_grid(d, split.parts, self.conv_threads())) }.map_err(dev_err)?;
         if split.parts > 1 {
             self.epilogue(s, &self.conv_epi, split, None, bias, y, d, act, out)?;
         }
@@ -226,7 +261,7 @@ impl EngineKernels {
         let parts = split.parts as i32;
         l.arg(&parts).arg(&split.ws);
         // SAFETY: as `conv`, for qconv2d_dp4a's signature.
-        unsafe { l.launch(conv_grid(d, split.parts)) }.map_err(dev_err)?;
+        unsafe { l.launch(conv_grid(d, split.parts, self.conv_threads())) }.map_err(dev_err)?;
         if split.parts > 1 {
             self.epilogue(s, &self.qconv_epi, split, Some(scale), bias, y, d, act, out)?;
         }
