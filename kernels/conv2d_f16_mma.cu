@@ -82,36 +82,67 @@ conv2d_f16_mma(const unsigned short* __restrict__ x, const unsigned short* __res
 
     const int steps = (K + BK - 1) / BK, per = (steps + k_split - 1) / k_split;
     const int kbeg = blockIdx.z * per * BK, kend = min(K, (blockIdx.z + 1) * per * BK);
-    for (int k0 = kbeg; k0 < kend; k0 += BK) {
+    // Rows of w start 16-byte aligned when K is a multiple of 8: then this thread's 16
+    // weights are two 16-byte loads (kend is a multiple of 8 too).
+    const bool wvec = (K & 7) == 0;
+
+    // Register staging, so the next step's global loads are in flight while this step's
+    // mma run (one tile in shared memory, the next in registers).
+    unsigned ra[8], rb[8];
+    auto load = [&](int k0) {
+        if (wvec) {
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int k = k0 + ak + 8 * h;
+                uint4 v = make_uint4(0, 0, 0, 0);
+                if (arow_ok && k < kend) v = *reinterpret_cast<const uint4*>(wrow + k);
+                ra[4 * h] = v.x;
+                ra[4 * h + 1] = v.y;
+                ra[4 * h + 2] = v.z;
+                ra[4 * h + 3] = v.w;
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < 16; i += 2) {
+                const int k = k0 + ak + i;
+                const unsigned lo = (arow_ok && k < kend) ? wrow[k] : 0u;
+                const unsigned hi = (arow_ok && k + 1 < kend) ? wrow[k + 1] : 0u;
+                ra[i / 2] = lo | (hi << 16);
+            }
+        }
+        // Decode k once, then step (c, ky, kx) along the 16 k of this thread.
+        const int k = k0 + bk;
+        int c = k / KHW, r = k - c * KHW;
+        int ky = r / KW, kx = r - ky * KW;
 #pragma unroll
         for (int i = 0; i < 16; i++) {
-            const int k = k0 + ak + i;
-            As[ar][ak + i] = (arow_ok && k < kend) ? wrow[k] : (unsigned short)0;
-        }
-        {
-            // Decode k once, then step (c, ky, kx) along the 16 k of this thread.
-            int k = k0 + bk;
-            int c = k / KHW, r = k - c * KHW;
-            int ky = r / KW, kx = r - ky * KW;
-#pragma unroll
-            for (int i = 0; i < 16; i++) {
-                unsigned short v = 0;
-                if (p < P && k + i < kend) {
-                    const int iy = iy0 + ky * dh, ix = ix0 + kx * dw;
-                    if (iy >= 0 && iy < H && ix >= 0 && ix < W)
-                        v = xn[((long long)c * H + iy) * W + ix];
-                }
-                Bs[bn][bk + i] = v;
-                if (++kx == KW) {
-                    kx = 0;
-                    if (++ky == KH) {
-                        ky = 0;
-                        ++c;
-                    }
+            unsigned v = 0;
+            if (p < P && k + i < kend) {
+                const int iy = iy0 + ky * dh, ix = ix0 + kx * dw;
+                if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                    v = xn[((long long)c * H + iy) * W + ix];
+            }
+            if (i & 1) rb[i / 2] |= v << 16;
+            else rb[i / 2] = v;
+            if (++kx == KW) {
+                kx = 0;
+                if (++ky == KH) {
+                    ky = 0;
+                    ++c;
                 }
             }
         }
+    };
+
+    if (kbeg < kend) load(kbeg);
+    for (int k0 = kbeg; k0 < kend; k0 += BK) {
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            *reinterpret_cast<unsigned*>(&As[ar][ak + 2 * i]) = ra[i];
+            *reinterpret_cast<unsigned*>(&Bs[bn][bk + 2 * i]) = rb[i];
+        }
         __syncthreads();
+        if (k0 + BK < kend) load(k0 + BK);
 #pragma unroll
         for (int ks = 0; ks < BK; ks += 16) {
             unsigned a[2][4], b[4][2];

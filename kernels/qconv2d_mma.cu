@@ -34,8 +34,13 @@ __device__ __forceinline__ unsigned short f2h(float f) {
     asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
     return h;
 }
-__device__ __forceinline__ int quant(float v, float s) {
-    float q = rintf(v / s);  // IEEE division and ties-to-even, as the CPU
+// round_half_even(v / s) without a division per element: v · (1/s) is within 2 ulp of
+// v / s, so its rounding can differ only next to a .5 boundary; those few values take the
+// division, and the result equals the CPU's bit for bit.
+__device__ __forceinline__ int quant(float v, float s, float inv) {
+    const float r = v * inv;
+    float q = rintf(r);
+    if (fabsf(fabsf(r - q) - 0.5f) < 1e-4f * fmaxf(1.0f, fabsf(r))) q = rintf(v / s);
     q = fminf(fmaxf(q, -128.0f), 127.0f);
     return (v == v) ? (int)q : 0;  // NaN → 0
 }
@@ -87,47 +92,69 @@ qconv2d_mma(const unsigned short* __restrict__ x, const int* __restrict__ w,
     const int iy0 = oy * sh - ph, ix0 = ox * sw - pw;
     const int* wrow = w + (long long)(m0 + ar) * K4;
     const bool arow_ok = m0 + ar < O;
-    const float inv = in_scale;
 
     // K in bytes; the split is in whole BK steps over the padded K (4·K4).
     const int KP = 4 * K4;
     const int steps = (KP + BK - 1) / BK, per = (steps + k_split - 1) / k_split;
     const int kbeg = blockIdx.z * per * BK, kend = min(KP, (blockIdx.z + 1) * per * BK);
+    // Rows of w are 16-byte aligned when K4 is a multiple of 4: one load for 4 words.
+    const bool wvec = (K4 & 3) == 0;
+    const float rcp = 1.0f / in_scale;
+
+    // Register staging: the next step's loads (and its quantization) are in flight while
+    // this step's mma run.
+    int ra[4], rb[4];
+    auto load = [&](int k0) {
+        const int kw0 = (k0 + ak) / 4;
+        if (wvec) {
+            int4 v = make_int4(0, 0, 0, 0);
+            if (arow_ok && 4 * kw0 < kend) v = *reinterpret_cast<const int4*>(wrow + kw0);
+            ra[0] = v.x;
+            ra[1] = v.y;
+            ra[2] = v.z;
+            ra[3] = v.w;
+        } else {
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                ra[i] = (arow_ok && 4 * (kw0 + i) < kend) ? wrow[kw0 + i] : 0;
+        }
+        const int k = k0 + bk;
+        int c = k / KHW, r = k - c * KHW;
+        int ky = r / KW, kx = r - ky * KW;
+#pragma unroll
+        for (int i = 0; i < 16; i += 4) {
+            int word = 0;
+#pragma unroll
+            for (int b = 0; b < 4; b++) {
+                if (p < P && k + i + b < K && k + i + b < kend) {
+                    const int iy = iy0 + ky * dh, ix = ix0 + kx * dw;
+                    if (iy >= 0 && iy < H && ix >= 0 && ix < W) {
+                        const int q =
+                            quant(h2f(xn[((long long)c * H + iy) * W + ix]), in_scale, rcp);
+                        word |= (q & 0xff) << (8 * b);
+                    }
+                }
+                if (++kx == KW) {
+                    kx = 0;
+                    if (++ky == KH) {
+                        ky = 0;
+                        ++c;
+                    }
+                }
+            }
+            rb[i / 4] = word;
+        }
+    };
+
+    if (kbeg < kend) load(kbeg);
     for (int k0 = kbeg; k0 < kend; k0 += BK) {
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-            const int kw = (k0 + ak) / 4 + i;
-            const int word = (arow_ok && 4 * kw < kend) ? wrow[kw] : 0;
-            *reinterpret_cast<int*>(&As[ar][ak + 4 * i]) = word;
-        }
-        {
-            int k = k0 + bk;
-            int c = k / KHW, r = k - c * KHW;
-            int ky = r / KW, kx = r - ky * KW;
-#pragma unroll
-            for (int i = 0; i < 16; i += 4) {
-                int word = 0;
-#pragma unroll
-                for (int b = 0; b < 4; b++) {
-                    if (p < P && k + i + b < K && k + i + b < kend) {
-                        const int iy = iy0 + ky * dh, ix = ix0 + kx * dw;
-                        if (iy >= 0 && iy < H && ix >= 0 && ix < W) {
-                            const int q = quant(h2f(xn[((long long)c * H + iy) * W + ix]), inv);
-                            word |= (q & 0xff) << (8 * b);
-                        }
-                    }
-                    if (++kx == KW) {
-                        kx = 0;
-                        if (++ky == KH) {
-                            ky = 0;
-                            ++c;
-                        }
-                    }
-                }
-                *reinterpret_cast<int*>(&Bs[bn][bk + i]) = word;
-            }
+            *reinterpret_cast<int*>(&As[ar][ak + 4 * i]) = ra[i];
+            *reinterpret_cast<int*>(&Bs[bn][bk + 4 * i]) = rb[i];
         }
         __syncthreads();
+        if (k0 + BK < kend) load(k0 + BK);
         unsigned a[2][4], b[4][2];
 #pragma unroll
         for (int mt = 0; mt < 2; mt++) {

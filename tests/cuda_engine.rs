@@ -300,3 +300,28 @@ fn cuda_engine_file_runs_images() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn cuda_qconv_rounds_ties_as_cpu() {
+    let Some(dev) = gpu("cuda_qconv_rounds_ties_as_cpu") else {
+        return;
+    };
+    // Inputs on exact multiples of in_scale / 2: every odd multiple is a rounding tie
+    // (ties go to even), the case the kernels' reciprocal shortcut hands to a division.
+    let (mut g, x) = one_conv_graph((1, 8, 12, 12), (16, 3, 1, 1), true, 77);
+    if let Op::QConv { in_scale, .. } = &mut g.nodes[0].op {
+        *in_scale = 0.25;
+    }
+    let v: Vec<f32> = (0..x.dims().iter().product::<usize>())
+        .map(|i| ((i * 7919) % 81) as f32 * 0.125 - 5.0)
+        .collect();
+    let x = Tensor::from_vec(v, x.dims().to_vec()).unwrap();
+    let want = run(&g, &g, &x).unwrap().remove(0).to_vec_f32().unwrap();
+    for tc in kernel_sets(dev) {
+        let eng = CudaEngine::with_kernels(dev, &g, &g, 1, tc).unwrap();
+        let got = eng.run(&x).unwrap().remove(0).to_vec_f32().unwrap();
+        let (e, i) = rel_err(&got, &want);
+        eprintln!("ties, tensor cores {tc}: max rel err {e:.2e} at {i}");
+        assert!(e < 2e-3, "ties, tc {tc}: error {e} at {i}");
+    }
+}
