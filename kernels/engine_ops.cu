@@ -147,3 +147,19 @@ extern "C" __global__ void f32_to_f16(const float* x, unsigned short* y, long lo
     const long long i = gid();
     if (i < n) y[i] = f2h(x[i]);
 }
+
+// ONNX QuantizeLinear (int8, zero point 0) of an f16 value for the INT8 convs:
+// y = saturate(round_half_even(x / s)) to [−128, 127], NaN → 0, as the CPU's quantize_s8.
+// x · (1/s) is within 2 ulp of x / s, so its rounding can differ only next to a .5
+// boundary; those few values take the division, and the result equals the CPU's.
+extern "C" __global__ void quantize_s8(const unsigned short* x, signed char* y, long long n,
+                                       float s)
+{
+    const long long i = gid();
+    if (i >= n) return;
+    const float v = h2f(x[i]), r = v * (1.0f / s);
+    float q = rintf(r);
+    if (fabsf(fabsf(r - q) - 0.5f) < 1e-4f * fmaxf(1.0f, fabsf(r))) q = rintf(v / s);
+    q = fminf(fmaxf(q, -128.0f), 127.0f);
+    y[i] = (signed char)((v == v) ? (int)q : 0);
+}

@@ -1,12 +1,13 @@
 // qconv2d_mma.cu — the INT8 engine's convolution on tensor cores (sm_80+): the same
 // contract as qconv2d_dp4a.cu (its dp4a twin for every arch, and a second reference),
 // with the 64 × 64 tile computed by mma.sync m16n8k32 (s8 × s8 → s32):
-//     q(x) = saturate(round_half_even(x / in_scale)) to [−128, 127]
-//     y    = act(fma((float)Σ wq·q(x), scale[o], bias[o])),  scale[o] = in_scale · w_scale[o]
+//     y = act(fma((float)Σ wq·q(x), scale[o], bias[o])),  scale[o] = in_scale · w_scale[o]
+// with q(x) = saturate(round_half_even(x / in_scale)) to [−128, 127] already applied.
 // CPU reference: backend::cpu::qconv::qconv2d_forward (exact in the accumulator).
 //
-// Weights are [O, K4] int32 words (4 consecutive s8 k each, zero-padded), the input is
-// gathered and quantized per tile. Per K step of 32 the block stages As[m][k] and Bs[p][k]
+// Weights are [O, K4] int32 words (4 consecutive s8 k each, zero-padded); the input
+// arrives quantized (s8 NCHW, made once per value by quantize_s8 in engine_ops.cu) and is
+// gathered per tile. Per K step of 32 the block stages As[m][k] and Bs[p][k]
 // as bytes (rows padded to 48 bytes: conflict-free fragment loads), then each warp runs
 // 2 (m16) × 4 (n8) mma. Fragment layouts are PTX's for m16n8k32 .s8 (lane = 4·g + t):
 //     A regs: (row g, k 4t..4t+3), (row g+8, same), (row g, k 4t+16..), (row g+8, k 4t+16..)
@@ -24,27 +25,11 @@
 #define BK 32
 #define LDB 48  // padded row length in bytes
 
-__device__ __forceinline__ float h2f(unsigned short h) {
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-    return f;
-}
 __device__ __forceinline__ unsigned short f2h(float f) {
     unsigned short h;
     asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
     return h;
 }
-// round_half_even(v / s) without a division per element: v · (1/s) is within 2 ulp of
-// v / s, so its rounding can differ only next to a .5 boundary; those few values take the
-// division, and the result equals the CPU's bit for bit.
-__device__ __forceinline__ int quant(float v, float s, float inv) {
-    const float r = v * inv;
-    float q = rintf(r);
-    if (fabsf(fabsf(r - q) - 0.5f) < 1e-4f * fmaxf(1.0f, fabsf(r))) q = rintf(v / s);
-    q = fminf(fmaxf(q, -128.0f), 127.0f);
-    return (v == v) ? (int)q : 0;  // NaN → 0
-}
-
 __device__ __forceinline__ void mma16832(int* c, const unsigned* a, const unsigned* b) {
     asm volatile(
         "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
@@ -54,9 +39,9 @@ __device__ __forceinline__ void mma16832(int* c, const unsigned* a, const unsign
 }
 
 extern "C" __global__ void __launch_bounds__(128)
-qconv2d_mma(const unsigned short* __restrict__ x, const int* __restrict__ w,
+qconv2d_mma(const signed char* __restrict__ x, const int* __restrict__ w,
             const float* __restrict__ scale, const float* __restrict__ bias,
-            unsigned short* __restrict__ y, float in_scale, int N, int C, int H, int W, int O,
+            unsigned short* __restrict__ y, int N, int C, int H, int W, int O,
             int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int Ho, int Wo,
             int act, int y_ctot, int y_coff, int k_split, int* __restrict__ part)
 {
@@ -88,7 +73,7 @@ qconv2d_mma(const unsigned short* __restrict__ x, const int* __restrict__ w,
         oy = q / Wo;
         ox = q - oy * Wo;
     }
-    const unsigned short* xn = x + (long long)img * C * H * W;
+    const signed char* xn = x + (long long)img * C * H * W;
     const int iy0 = oy * sh - ph, ix0 = ox * sw - pw;
     const int* wrow = w + (long long)(m0 + ar) * K4;
     const bool arow_ok = m0 + ar < O;
@@ -99,10 +84,8 @@ qconv2d_mma(const unsigned short* __restrict__ x, const int* __restrict__ w,
     const int kbeg = blockIdx.z * per * BK, kend = min(KP, (blockIdx.z + 1) * per * BK);
     // Rows of w are 16-byte aligned when K4 is a multiple of 4: one load for 4 words.
     const bool wvec = (K4 & 3) == 0;
-    const float rcp = 1.0f / in_scale;
 
-    // Register staging: the next step's loads (and its quantization) are in flight while
-    // this step's mma run.
+    // Register staging: the next step's loads are in flight while this step's mma run.
     int ra[4], rb[4];
     auto load = [&](int k0) {
         const int kw0 = (k0 + ak) / 4;
@@ -129,8 +112,7 @@ qconv2d_mma(const unsigned short* __restrict__ x, const int* __restrict__ w,
                 if (p < P && k + i + b < K && k + i + b < kend) {
                     const int iy = iy0 + ky * dh, ix = ix0 + kx * dw;
                     if (iy >= 0 && iy < H && ix >= 0 && ix < W) {
-                        const int q =
-                            quant(h2f(xn[((long long)c * H + iy) * W + ix]), in_scale, rcp);
+                        const int q = xn[((long long)c * H + iy) * W + ix];
                         word |= (q & 0xff) << (8 * b);
                     }
                 }

@@ -63,6 +63,13 @@ enum Step {
         y: u64,
         n: usize,
     },
+    /// f16 → s8 with a QConv's input scale.
+    Quantize {
+        x: u64,
+        y: u64,
+        n: usize,
+        scale: f32,
+    },
     Conv {
         x: u64,
         w: u64,
@@ -78,7 +85,6 @@ enum Step {
         scale: u64,
         b: u64,
         y: u64,
-        in_scale: f32,
         d: ConvDims,
         act: i32,
         parts: usize,
@@ -135,6 +141,7 @@ impl Step {
         };
         match self {
             Step::Cast { n, .. } => format!("cast {n}"),
+            Step::Quantize { n, .. } => format!("quantize {n}"),
             Step::Conv { d, parts, .. } => format!("{} /{parts}", conv("", d)),
             Step::QConv { d, parts, .. } => format!("{} /{parts}", conv("q", d)),
             Step::MaxPool { nc, hw, k, .. } => format!("maxpool {nc}x{}x{} k{k}", hw.0, hw.1),
@@ -205,6 +212,9 @@ struct Planner<'a> {
     shapes: HashMap<String, Vec<usize>>,
     dts: HashMap<String, Dt>,
     placed: HashMap<String, u64>,
+    /// s8 copies of QConv inputs, by (value, scale bits): made once, read by every QConv
+    /// of that value.
+    quantized: HashMap<(String, u32), u64>,
 }
 
 impl Planner<'_> {
@@ -356,6 +366,7 @@ impl CudaEngine {
             shapes: all_shapes,
             dts,
             placed: HashMap::new(),
+            quantized: HashMap::new(),
         };
         let mut steps = Vec::new();
         let mut vals: HashMap<&str, Val> = HashMap::new();
@@ -522,6 +533,7 @@ impl CudaEngine {
         {
             match st {
                 Step::Cast { x, y, n } => k.to_f16(s, *x, *y, *n)?,
+                Step::Quantize { x, y, n, scale } => k.quantize(s, *x, *y, *n, *scale)?,
                 Step::Conv {
                     x,
                     w,
@@ -547,7 +559,6 @@ impl CudaEngine {
                     scale,
                     b,
                     y,
-                    in_scale,
                     d,
                     act,
                     parts,
@@ -558,7 +569,6 @@ impl CudaEngine {
                     *scale,
                     *b,
                     *y,
-                    *in_scale,
                     d,
                     *act,
                     OutSlice { ctot: d.o, coff: 0 },
@@ -946,14 +956,30 @@ fn plan_node(
             let y = p.value(&node.outputs[0], out_shape(0)?, Dt::F16)?;
             let d = conv_dims(first(ins)?, &ws, &y.shape, *stride, *pad, *dilation)?;
             let parts = p.split(&d, p.k_step.1);
+            // The input in s8, quantized once for every QConv that reads it.
+            let key = (node.inputs[0].clone(), in_scale.to_bits());
+            let x8 = match p.quantized.get(&key) {
+                Some(&q) => q,
+                None => {
+                    let n = first(ins)?.numel();
+                    let (_, q) = p.alloc(n)?;
+                    steps.push(Step::Quantize {
+                        x: first(ins)?.ptr,
+                        y: q,
+                        n,
+                        scale: *in_scale,
+                    });
+                    p.quantized.insert(key, q);
+                    q
+                }
+            };
             steps.push(Step::QConv {
                 parts,
-                x: first(ins)?.ptr,
+                x: x8,
                 w,
                 scale,
                 b,
                 y: y.ptr,
-                in_scale: *in_scale,
                 d,
                 act: act_code(*act),
             });

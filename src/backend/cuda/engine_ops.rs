@@ -31,6 +31,7 @@ pub struct EngineKernels {
     copy: CudaFunction,
     decode: CudaFunction,
     cast: CudaFunction,
+    quantize: CudaFunction,
 }
 
 /// Convolution geometry on the device side (groups 1, NCHW).
@@ -145,6 +146,7 @@ impl EngineKernels {
             copy: f("engine_ops", "copy_slab")?,
             decode: f("engine_ops", "decode_boxes_f16")?,
             cast: f("engine_ops", "f32_to_f16")?,
+            quantize: f("engine_ops", "quantize_s8")?,
         })
     }
 
@@ -212,7 +214,8 @@ impl EngineKernels {
         Ok(())
     }
 
-    /// INT8 conv: w packed s8 [o, ceil(k/4)·4] as words, scale[o] = in_scale·w_scale[o].
+    /// INT8 conv on an s8 input (quantize_s8): w packed s8 [o, ceil(k/4)·4] as words,
+    /// scale[o] = in_scale·w_scale[o].
     #[allow(clippy::too_many_arguments)]
     pub fn qconv(
         &self,
@@ -222,7 +225,6 @@ impl EngineKernels {
         scale: u64,
         bias: u64,
         y: u64,
-        in_scale: f32,
         d: &ConvDims,
         act: i32,
         out: OutSlice,
@@ -233,8 +235,7 @@ impl EngineKernels {
             .arg(&w)
             .arg(&scale)
             .arg(&bias)
-            .arg(&y)
-            .arg(&in_scale);
+            .arg(&y);
         let ints = [
             i(d.n),
             i(d.c),
@@ -428,6 +429,16 @@ impl EngineKernels {
         l.arg(&x).arg(&anchors).arg(&y).arg(&ni).arg(&ri).arg(&ai);
         // SAFETY: decode_boxes_f16's signature.
         unsafe { l.launch(grid1(n * a)) }.map_err(dev_err)?;
+        Ok(())
+    }
+
+    /// s8 = QuantizeLinear(f16 x, scale), n elements.
+    pub fn quantize(&self, s: &CudaStream, x: u64, y: u64, n: usize, scale: f32) -> Result<()> {
+        let nl = n as i64;
+        let mut l = s.launch_builder(&self.quantize);
+        l.arg(&x).arg(&y).arg(&nl).arg(&scale);
+        // SAFETY: quantize_s8's signature.
+        unsafe { l.launch(grid1(n)) }.map_err(dev_err)?;
         Ok(())
     }
 
