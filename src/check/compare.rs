@@ -57,10 +57,13 @@ fn same_special(o: f64, r: f64) -> bool {
     (o.is_nan() && r.is_nan()) || (o.is_infinite() && o == r)
 }
 
-/// One element outside `atol + rtol·|ref|`. `!(d <= bound)` so a NaN difference fails too;
-/// an infinite ref would make the bound infinite, so unmatched infinities fail explicitly.
+/// One element outside `atol + rtol·|ref|`. A NaN difference is unordered, so it misses
+/// too; an infinite ref would make the bound infinite, so unmatched infinities fail
+/// explicitly.
 fn misses(o: f64, r: f64, tol: Tolerance) -> bool {
-    r.is_infinite() || !((o - r).abs() <= tol.atol + tol.rtol * r.abs())
+    use std::cmp::Ordering::{Equal, Less};
+    let within = (o - r).abs().partial_cmp(&(tol.atol + tol.rtol * r.abs()));
+    r.is_infinite() || !matches!(within, Some(Less | Equal))
 }
 
 /// Elementwise comparison of equal-length value lists: (max_abs, max_rel, all pass).
