@@ -22,24 +22,7 @@ pub fn engine_case(a: &Args) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("ed-bench-engine-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| Error::msg(e.to_string()))?;
     let graph = capture_yolo(&model, 640)?;
-    let meta = EngineMeta {
-        model: ModelInfo {
-            family: "yolov8".into(),
-            task: "segment".into(),
-            nc: 80,
-            nm: model.nm(),
-            reg_max: model.reg_max(),
-            config: cfg.raw.clone(),
-        },
-        names: (0..80).map(|i| format!("class{i}")).collect(),
-        category_ids: (1..=80).collect(),
-        postprocess: PostprocessSpec {
-            conf: 0.25,
-            iou: 0.7,
-            max_det: 300,
-            mask_threshold: 0.5,
-        },
-    };
+    let meta = bench_meta(&cfg, &model);
     let (epath, opath) = (dir.join("model_fp32.engine"), dir.join("model.onnx"));
     let size = write_engine(&epath, &graph, &meta)?;
     write_onnx(&opath, &graph, &OnnxOptions::default())?;
@@ -114,6 +97,28 @@ pub fn engine_case(a: &Args) -> Result<()> {
         &["ort_fp32_yolov8n_seg_640"],
     );
     Ok(())
+}
+
+/// The engine header of the benchmark model (80 classes named class0.., ids 1..=80).
+pub(super) fn bench_meta(cfg: &YoloConfig, model: &YoloModel) -> EngineMeta {
+    EngineMeta {
+        model: ModelInfo {
+            family: "yolov8".into(),
+            task: "segment".into(),
+            nc: 80,
+            nm: model.nm(),
+            reg_max: model.reg_max(),
+            config: cfg.raw.clone(),
+        },
+        names: (0..80).map(|i| format!("class{i}")).collect(),
+        category_ids: (1..=80).collect(),
+        postprocess: PostprocessSpec {
+            conf: 0.25,
+            iou: 0.7,
+            max_det: 300,
+            mask_threshold: 0.5,
+        },
+    }
 }
 
 /// Calibrate `graph` (entropy, 8 random images) and write its INT8 engine to `path`.

@@ -11,7 +11,7 @@ use super::{Args, reference_with, report, time};
 use edgedistill::backend::cuda::CudaDevice;
 use edgedistill::engine::cuda_exec::CudaEngine;
 use edgedistill::engine::exec::run;
-use edgedistill::engine::format::{EngineMeta, ModelInfo, PostprocessSpec, write_engine};
+use edgedistill::engine::format::write_engine;
 use edgedistill::engine::{Engine, capture_yolo};
 use edgedistill::models::yolov8::{YoloConfig, YoloModel};
 use edgedistill::nn::state_dict_of;
@@ -101,24 +101,7 @@ pub fn engine_gpu_case(a: &Args) -> Result<()> {
         profile("fp16", &fp16, a.profile)?;
     }
 
-    let meta = EngineMeta {
-        model: ModelInfo {
-            family: "yolov8".into(),
-            task: "segment".into(),
-            nc: 80,
-            nm: model.nm(),
-            reg_max: model.reg_max(),
-            config: cfg.raw.clone(),
-        },
-        names: (0..80).map(|i| format!("class{i}")).collect(),
-        category_ids: (1..=80).collect(),
-        postprocess: PostprocessSpec {
-            conf: 0.25,
-            iou: 0.7,
-            max_det: 300,
-            mask_threshold: 0.5,
-        },
-    };
+    let meta = super::bench_engine::bench_meta(&cfg, &model);
     let (int8, _) = super::bench_engine::int8_engine(&graph, &meta, &dir.join("model_int8.engine"))?;
     let qfile = int8.file();
     if dev.cc.0 >= 8 {

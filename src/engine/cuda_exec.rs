@@ -13,7 +13,8 @@ use super::exec::Weights;
 use super::graph::{Act, Graph, Op};
 use super::shapes::infer_shapes;
 use crate::backend::cuda::CudaDevice;
-use crate::backend::cuda::engine_ops::{ConvDims, EngineKernels, OutSlice, Split};
+use crate::backend::cpu::conv::ConvGeom;
+use crate::backend::cuda::engine_ops::{ConvLaunch, EngineKernels, Split};
 use crate::{Error, Result, Tensor};
 use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
 use cudarc::driver::{CudaGraph, CudaSlice, CudaStream, DevicePtr, PinnedHostSlice};
@@ -70,25 +71,8 @@ enum Step {
         n: usize,
         scale: f32,
     },
-    Conv {
-        x: u64,
-        w: u64,
-        b: u64,
-        y: u64,
-        d: ConvDims,
-        act: i32,
-        parts: usize,
-    },
-    QConv {
-        x: u64,
-        w: u64,
-        scale: u64,
-        b: u64,
-        y: u64,
-        d: ConvDims,
-        act: i32,
-        parts: usize,
-    },
+    /// A conv, f16 or INT8 (on the s8 copy of its input).
+    Conv(ConvLaunch),
     MaxPool {
         x: u64,
         y: u64,
@@ -133,17 +117,26 @@ enum Step {
 
 impl Step {
     fn describe(&self) -> String {
-        let conv = |q: &str, d: &ConvDims| {
+        let conv = |c: &ConvLaunch| {
+            let d = &c.geom;
             format!(
-                "{q}conv {}x{}x{}x{} -> {} k{}x{} s{}",
-                d.n, d.c, d.h, d.w, d.o, d.kh, d.kw, d.stride.0
+                "{}conv {}x{}x{}x{} -> {} k{}x{} s{} /{}",
+                if c.int8_scale.is_some() { "q" } else { "" },
+                d.n,
+                d.c,
+                d.h,
+                d.w,
+                d.o,
+                d.kh,
+                d.kw,
+                d.stride.0,
+                c.parts
             )
         };
         match self {
             Step::Cast { n, .. } => format!("cast {n}"),
             Step::Quantize { n, .. } => format!("quantize {n}"),
-            Step::Conv { d, parts, .. } => format!("{} /{parts}", conv("", d)),
-            Step::QConv { d, parts, .. } => format!("{} /{parts}", conv("q", d)),
+            Step::Conv(c) => conv(c),
             Step::MaxPool { nc, hw, k, .. } => format!("maxpool {nc}x{}x{} k{k}", hw.0, hw.1),
             Step::Spread { nc, hw, f, block, .. } => format!(
                 "{} {nc}x{}x{} x{f}",
@@ -238,7 +231,7 @@ impl Planner<'_> {
         (self.bufs.len() - 1, ptr)
     }
     /// Split-K shares for a conv (K steps of `k_step`), growing the workspace to fit.
-    fn split(&mut self, d: &ConvDims, k_step: usize) -> usize {
+    fn split(&mut self, d: &ConvGeom, k_step: usize) -> usize {
         let parts = Split::plan(d, k_step, self.sms);
         if parts > 1 {
             self.workspace = self
@@ -520,13 +513,6 @@ impl CudaEngine {
         Ok(out)
     }
 
-    fn split(&self, parts: usize) -> Split {
-        Split {
-            parts,
-            ws: self.workspace,
-        }
-    }
-
     fn launch_step(&self, st: &Step) -> Result<()> {
         let s = &self.stream;
         let k = &self.k;
@@ -534,46 +520,7 @@ impl CudaEngine {
             match st {
                 Step::Cast { x, y, n } => k.to_f16(s, *x, *y, *n)?,
                 Step::Quantize { x, y, n, scale } => k.quantize(s, *x, *y, *n, *scale)?,
-                Step::Conv {
-                    x,
-                    w,
-                    b,
-                    y,
-                    d,
-                    act,
-                    parts,
-                } => k.conv(
-                    s,
-                    *x,
-                    *w,
-                    *b,
-                    *y,
-                    d,
-                    *act,
-                    OutSlice { ctot: d.o, coff: 0 },
-                    self.split(*parts),
-                )?,
-                Step::QConv {
-                    x,
-                    w,
-                    scale,
-                    b,
-                    y,
-                    d,
-                    act,
-                    parts,
-                } => k.qconv(
-                    s,
-                    *x,
-                    *w,
-                    *scale,
-                    *b,
-                    *y,
-                    d,
-                    *act,
-                    OutSlice { ctot: d.o, coff: 0 },
-                    self.split(*parts),
-                )?,
+                Step::Conv(c) => k.conv(s, c, self.workspace)?,
                 Step::MaxPool {
                     x,
                     y,
@@ -831,24 +778,29 @@ fn pin(
     Some((pin_in, outs))
 }
 
-fn conv_dims(x: &Val, ws: &[usize], y: &[usize], stride: [usize; 2], pad: [usize; 2], dil: [usize; 2]) -> Result<ConvDims> {
-    if x.shape.len() != 4 || ws.len() != 4 || y.len() != 4 {
-        return Err(Error::msg(format!("conv of {:?} with weight {ws:?}", x.shape)));
+/// A conv's checked geometry (as the CPU executor's), groups 1 only.
+fn conv_geom(
+    x: &Val,
+    ws: &[usize],
+    bias: Option<usize>,
+    (stride, pad, dil, groups): ([usize; 2], [usize; 2], [usize; 2], usize),
+) -> Result<ConvGeom> {
+    if groups != 1 {
+        return Err(Error::msg(format!("groups {groups}: only 1 runs on CUDA")));
     }
-    Ok(ConvDims {
-        n: x.shape[0],
-        c: x.shape[1],
-        h: x.shape[2],
-        w: x.shape[3],
-        o: ws[0],
-        kh: ws[2],
-        kw: ws[3],
-        stride: (stride[0], stride[1]),
-        pad: (pad[0], pad[1]),
-        dil: (dil[0], dil[1]),
-        ho: y[2],
-        wo: y[3],
-    })
+    super::exec::conv_geom_of(&x.shape, ws, bias, stride, pad, dil, groups)
+}
+
+/// The planned output buffer is the conv's `[n, o, ho, wo]`.
+fn check_out(g: &ConvGeom, y: &Val) -> Result<()> {
+    if y.shape != [g.n, g.o, g.ho, g.wo] {
+        return Err(Error::msg(format!(
+            "conv output {:?} but the planned value is {:?}",
+            [g.n, g.o, g.ho, g.wo],
+            y.shape
+        )));
+    }
+    Ok(())
 }
 
 fn need_f16(ins: &[Val]) -> Result<()> {
@@ -894,28 +846,36 @@ fn plan_node(
             act,
         } => {
             need_f16(ins)?;
-            if *groups != 1 {
-                return Err(Error::msg(format!("groups {groups}: only 1 runs on CUDA")));
-            }
             let ws = wshape(&node.inputs[1]).ok_or_else(|| Error::msg("no weight"))?;
-            let w = p.upload(&f16_bits(f32_const(1)?))?;
-            let b = if node.inputs.len() > 2 {
-                p.upload(bytemuck::cast_slice(f32_const(2)?))?
-            } else {
-                0
+            let bias = (node.inputs.len() > 2).then(|| f32_const(2)).transpose()?;
+            let geom = conv_geom(
+                first(ins)?,
+                &ws,
+                bias.map(|b| b.len()),
+                (*stride, *pad, *dilation, *groups),
+            )?;
+            let wv = f32_const(1)?;
+            if wv.len() != geom.o * geom.cg() * geom.kh * geom.kw {
+                return Err(Error::msg(format!("{} weights for shape {ws:?}", wv.len())));
+            }
+            let w = p.upload(&f16_bits(wv))?;
+            let bias = match bias {
+                Some(b) => p.upload(bytemuck::cast_slice(b))?,
+                None => 0,
             };
             let y = p.value(&node.outputs[0], out_shape(0)?, Dt::F16)?;
-            let d = conv_dims(first(ins)?, &ws, &y.shape, *stride, *pad, *dilation)?;
-            let parts = p.split(&d, p.k_step.0);
-            steps.push(Step::Conv {
+            check_out(&geom, &y)?;
+            let parts = p.split(&geom, p.k_step.0);
+            steps.push(Step::Conv(ConvLaunch {
                 x: first(ins)?.ptr,
                 w,
-                b,
+                bias,
                 y: y.ptr,
-                d,
+                int8_scale: None,
+                geom,
                 act: act_code(*act),
                 parts,
-            });
+            }));
             vec![y]
         }
         Op::QConv {
@@ -927,35 +887,43 @@ fn plan_node(
             in_scale,
         } => {
             need_f16(ins)?;
-            if *groups != 1 {
-                return Err(Error::msg(format!("groups {groups}: only 1 runs on CUDA")));
-            }
             let wname = &node.inputs[1];
             let (ws, wq) = weights
                 .get_i8(wname)
                 .ok_or_else(|| Error::msg(format!("{wname:?} is not an i8 constant")))?;
             let ws = ws.to_vec();
-            let (o, kk) = (ws[0], ws[1..].iter().product::<usize>());
+            let bias = (node.inputs.len() > 3).then(|| f32_const(3)).transpose()?;
+            let geom = conv_geom(
+                first(ins)?,
+                &ws,
+                bias.map(|b| b.len()),
+                (*stride, *pad, *dilation, *groups),
+            )?;
+            let (o, kk) = (geom.o, geom.cg() * geom.kh * geom.kw);
+            let w_scale = f32_const(2)?;
+            if w_scale.len() != o || wq.len() != o * kk || !(in_scale.is_finite() && *in_scale > 0.0) {
+                return Err(Error::msg(format!(
+                    "{} weight scales and {} weights for {o} channels of {kk}, input scale {in_scale}",
+                    w_scale.len(),
+                    wq.len()
+                )));
+            }
+            // Rows padded with zeros to whole 4-byte words.
             let k4 = kk.div_ceil(4) * 4;
             let mut packed = vec![0i8; o * k4];
             for (dst, src) in packed.chunks_exact_mut(k4).zip(wq.chunks_exact(kk)) {
                 dst[..kk].copy_from_slice(src);
             }
             let w = p.upload(bytemuck::cast_slice(&packed))?;
-            let w_scale = f32_const(2)?;
-            if w_scale.len() != o {
-                return Err(Error::msg(format!("{} weight scales for {o} channels", w_scale.len())));
-            }
             let scale: Vec<f32> = w_scale.iter().map(|s| in_scale * s).collect();
             let scale = p.upload(bytemuck::cast_slice(&scale))?;
-            let b = if node.inputs.len() > 3 {
-                p.upload(bytemuck::cast_slice(f32_const(3)?))?
-            } else {
-                0
+            let bias = match bias {
+                Some(b) => p.upload(bytemuck::cast_slice(b))?,
+                None => 0,
             };
             let y = p.value(&node.outputs[0], out_shape(0)?, Dt::F16)?;
-            let d = conv_dims(first(ins)?, &ws, &y.shape, *stride, *pad, *dilation)?;
-            let parts = p.split(&d, p.k_step.1);
+            check_out(&geom, &y)?;
+            let parts = p.split(&geom, p.k_step.1);
             // The input in s8, quantized once for every QConv that reads it.
             let key = (node.inputs[0].clone(), in_scale.to_bits());
             let x8 = match p.quantized.get(&key) {
@@ -973,16 +941,16 @@ fn plan_node(
                     q
                 }
             };
-            steps.push(Step::QConv {
-                parts,
+            steps.push(Step::Conv(ConvLaunch {
                 x: x8,
                 w,
-                scale,
-                b,
+                bias,
                 y: y.ptr,
-                d,
+                int8_scale: Some(scale),
+                geom,
                 act: act_code(*act),
-            });
+                parts,
+            }));
             vec![y]
         }
         Op::DepthToSpace { block } => {

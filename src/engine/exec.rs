@@ -337,13 +337,21 @@ fn conv_geom(
     dil: [usize; 2],
     groups: usize,
 ) -> Result<ConvGeom> {
-    let d = x.dims();
-    let bad = || {
-        Error::msg(format!(
-            "Conv of {} with weight {ws:?} groups {groups}",
-            x.shape()
-        ))
-    };
+    conv_geom_of(x.dims(), ws, bias, stride, pad, dil, groups)
+}
+
+/// The geometry of a conv of an input of dims `d` with weight shape `ws`, checked (the
+/// CPU and CUDA executors share it).
+pub(crate) fn conv_geom_of(
+    d: &[usize],
+    ws: &[usize],
+    bias: Option<usize>,
+    stride: [usize; 2],
+    pad: [usize; 2],
+    dil: [usize; 2],
+    groups: usize,
+) -> Result<ConvGeom> {
+    let bad = || Error::msg(format!("Conv of {d:?} with weight {ws:?} groups {groups}"));
     if d.len() != 4 || ws.len() != 4 || groups == 0 || stride.contains(&0) || dil.contains(&0) {
         return Err(bad());
     }

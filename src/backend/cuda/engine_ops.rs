@@ -6,6 +6,7 @@
 //! its arguments imply; shapes are checked when the plan is made, not here.
 use super::CudaDevice;
 use crate::{Error, Result};
+use crate::backend::cpu::conv::ConvGeom;
 use cudarc::driver::{CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
 
 fn dev_err(e: impl std::fmt::Display) -> Error {
@@ -34,29 +35,19 @@ pub struct EngineKernels {
     quantize: CudaFunction,
 }
 
-/// Convolution geometry on the device side (groups 1, NCHW).
+/// One conv launch: input, weights (f16 `[o, k]`, or for INT8 packed s8 words
+/// `[o, ceil(k/4)]` with `int8_scale` = the per-channel `in_scale·w_scale[o]`), bias (0 for
+/// none), output, geometry (groups 1), activation (0 none, 1 SiLU) and split-K shares.
 #[derive(Clone, Copy, Debug)]
-pub struct ConvDims {
-    pub n: usize,
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-    pub o: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub stride: (usize, usize),
-    pub pad: (usize, usize),
-    pub dil: (usize, usize),
-    pub ho: usize,
-    pub wo: usize,
-}
-
-/// Where a conv writes: channel `coff` of a `ctot`-channel tensor (a concat's slice), or
-/// the whole of its own output when `ctot == o`.
-#[derive(Clone, Copy, Debug)]
-pub struct OutSlice {
-    pub ctot: usize,
-    pub coff: usize,
+pub struct ConvLaunch {
+    pub x: u64,
+    pub w: u64,
+    pub bias: u64,
+    pub y: u64,
+    pub int8_scale: Option<u64>,
+    pub geom: ConvGeom,
+    pub act: i32,
+    pub parts: usize,
 }
 
 const BLOCK: u32 = 256;
@@ -69,22 +60,16 @@ fn grid1(n: usize) -> LaunchConfig {
     }
 }
 
-/// How a conv's K steps are shared among blocks: `parts` shares written to `ws` (a
-/// workspace of `parts · o · n·ho·wo` 4-byte values) and summed by the epilogue kernel;
-/// `parts == 1` writes the output directly.
-#[derive(Clone, Copy, Debug)]
-pub struct Split {
-    pub parts: usize,
-    pub ws: u64,
-}
+/// How a conv's K steps are shared among blocks: `parts` shares written to a workspace
+/// of `parts · o · n·ho·wo` 4-byte values and summed by the epilogue kernel; one part
+/// writes the output directly.
+pub struct Split;
 
 impl Split {
-    pub const NONE: Split = Split { parts: 1, ws: 0 };
-
     /// Shares for a conv whose 64 × 64 tiles alone would leave a GPU of `sms`
     /// multiprocessors idle: aim at two blocks per SM, at least 4 K steps of `k_step`
     /// each per share, and no empty share.
-    pub fn plan(d: &ConvDims, k_step: usize, sms: usize) -> usize {
+    pub fn plan(d: &ConvGeom, k_step: usize, sms: usize) -> usize {
         let p = d.n * d.ho * d.wo;
         let blocks = p.div_ceil(64) * d.o.div_ceil(64);
         let target = 2 * sms.max(1);
@@ -98,7 +83,7 @@ impl Split {
     }
 }
 
-fn conv_grid(d: &ConvDims, parts: usize, threads: u32) -> LaunchConfig {
+fn conv_grid(d: &ConvGeom, parts: usize, threads: u32) -> LaunchConfig {
     let p = d.n * d.ho * d.wo;
     LaunchConfig {
         grid_dim: (p.div_ceil(64) as u32, d.o.div_ceil(64) as u32, parts as u32),
@@ -164,142 +149,75 @@ impl EngineKernels {
         if self.tensor_cores || int8 { 32 } else { 16 }
     }
 
-    /// f16 conv + bias (f32, or 0 for none) + act (0 none, 1 SiLU); w f16 [o, c·kh·kw].
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv(
-        &self,
-        s: &CudaStream,
-        x: u64,
-        w: u64,
-        bias: u64,
-        y: u64,
-        d: &ConvDims,
-        act: i32,
-        out: OutSlice,
-        split: Split,
-    ) -> Result<()> {
-        let mut l = s.launch_builder(&self.conv);
-        l.arg(&x).arg(&w).arg(&bias).arg(&y);
-        let ints = [
-            i(d.n),
-            i(d.c),
-            i(d.h),
-            i(d.w),
-            i(d.o),
-            i(d.kh),
-            i(d.kw),
-            i(d.stride.0),
-            i(d.stride.1),
-            i(d.pad.0),
-            i(d.pad.1),
-            i(d.dil.0),
-            i(d.dil.1),
-            i(d.ho),
-            i(d.wo),
-            act,
-            i(out.ctot),
-            i(out.coff),
-        ];
-        for v in &ints {
-            l.arg(v);
-        }
-        let parts = split.parts as i32;
-        l.arg(&parts).arg(&split.ws);
-        // SAFETY: argument order and types follow conv2d_f16's signature; the caller
-        // guarantees the buffers' sizes (module comment).
-        unsafe { l.launch(conv_grid(d, split.parts, self.conv_threads())) }.map_err(dev_err)?;
-        if split.parts > 1 {
-            self.epilogue(s, &self.conv_epi, split, None, bias, y, d, act, out)?;
-        }
-        Ok(())
-    }
-
-    /// INT8 conv on an s8 input (quantize_s8): w packed s8 [o, ceil(k/4)·4] as words,
-    /// scale[o] = in_scale·w_scale[o].
-    #[allow(clippy::too_many_arguments)]
-    pub fn qconv(
-        &self,
-        s: &CudaStream,
-        x: u64,
-        w: u64,
-        scale: u64,
-        bias: u64,
-        y: u64,
-        d: &ConvDims,
-        act: i32,
-        out: OutSlice,
-        split: Split,
-    ) -> Result<()> {
-        let mut l = s.launch_builder(&self.qconv);
-        l.arg(&x)
-            .arg(&w)
-            .arg(&scale)
-            .arg(&bias)
-            .arg(&y);
-        let ints = [
-            i(d.n),
-            i(d.c),
-            i(d.h),
-            i(d.w),
-            i(d.o),
-            i(d.kh),
-            i(d.kw),
-            i(d.stride.0),
-            i(d.stride.1),
-            i(d.pad.0),
-            i(d.pad.1),
-            i(d.dil.0),
-            i(d.dil.1),
-            i(d.ho),
-            i(d.wo),
-            act,
-            i(out.ctot),
-            i(out.coff),
-        ];
-        for v in &ints {
-            l.arg(v);
-        }
-        let parts = split.parts as i32;
-        l.arg(&parts).arg(&split.ws);
-        // SAFETY: as `conv`, for qconv2d_dp4a's signature.
-        unsafe { l.launch(conv_grid(d, split.parts, self.conv_threads())) }.map_err(dev_err)?;
-        if split.parts > 1 {
-            self.epilogue(s, &self.qconv_epi, split, Some(scale), bias, y, d, act, out)?;
-        }
-        Ok(())
-    }
-
-    /// Sum a split conv's shares, rescale (INT8: `scale` Some), add bias, activate, store.
-    #[allow(clippy::too_many_arguments)]
-    fn epilogue(
-        &self,
-        s: &CudaStream,
-        f: &CudaFunction,
-        split: Split,
-        scale: Option<u64>,
-        bias: u64,
-        y: u64,
-        d: &ConvDims,
-        act: i32,
-        out: OutSlice,
-    ) -> Result<()> {
-        let p = d.n * d.ho * d.wo;
-        let scale_v = scale.unwrap_or(0);
+    /// A conv (f16, or INT8 when `c.int8_scale` is Some) with bias and activation; with
+    /// `c.parts > 1` the shares go to `workspace` and the epilogue kernel finishes them.
+    /// The output is the whole `[n, o, ho, wo]` tensor at `c.y` (the kernels can also
+    /// write a channel slice of a wider tensor; the executor places concat inputs by
+    /// address instead).
+    pub fn conv(&self, s: &CudaStream, c: &ConvLaunch, workspace: u64) -> Result<()> {
+        let d = &c.geom;
+        let f = match c.int8_scale {
+            Some(_) => &self.qconv,
+            None => &self.conv,
+        };
+        let scale = c.int8_scale.unwrap_or(0);
         let mut l = s.launch_builder(f);
-        l.arg(&split.ws);
-        if scale.is_some() {
-            l.arg(&scale_v);
+        l.arg(&c.x).arg(&c.w);
+        if c.int8_scale.is_some() {
+            l.arg(&scale);
         }
-        l.arg(&bias).arg(&y);
+        l.arg(&c.bias).arg(&c.y);
         let ints = [
+            i(d.n),
+            i(d.c),
+            i(d.h),
+            i(d.w),
             i(d.o),
-            i(p),
-            i(d.ho * d.wo),
-            i(split.parts),
-            act,
-            i(out.ctot),
-            i(out.coff),
+            i(d.kh),
+            i(d.kw),
+            i(d.stride.0),
+            i(d.stride.1),
+            i(d.pad.0),
+            i(d.pad.1),
+            i(d.dil.0),
+            i(d.dil.1),
+            i(d.ho),
+            i(d.wo),
+            c.act,
+            i(d.o), // y_ctot: the whole output
+            0,      // y_coff
+            i(c.parts),
         ];
+        for v in &ints {
+            l.arg(v);
+        }
+        l.arg(&workspace);
+        // SAFETY: argument order and types follow conv2d_f16 / conv2d_f16_mma (x, w, bias,
+        // y, ints..., part) and qconv2d_dp4a / qconv2d_mma (x, w, scale, bias, y, ints...,
+        // part); the caller guarantees the buffers' sizes (module comment).
+        unsafe { l.launch(conv_grid(d, c.parts, self.conv_threads())) }.map_err(dev_err)?;
+        if c.parts > 1 {
+            self.epilogue(s, c, workspace)?;
+        }
+        Ok(())
+    }
+
+    /// Sum a split conv's shares, rescale (INT8), add bias, activate, store.
+    fn epilogue(&self, s: &CudaStream, c: &ConvLaunch, workspace: u64) -> Result<()> {
+        let d = &c.geom;
+        let p = d.n * d.ho * d.wo;
+        let f = match c.int8_scale {
+            Some(_) => &self.qconv_epi,
+            None => &self.conv_epi,
+        };
+        let scale = c.int8_scale.unwrap_or(0);
+        let mut l = s.launch_builder(f);
+        l.arg(&workspace);
+        if c.int8_scale.is_some() {
+            l.arg(&scale);
+        }
+        l.arg(&c.bias).arg(&c.y);
+        let ints = [i(d.o), i(p), i(d.ho * d.wo), i(c.parts), c.act, i(d.o), 0];
         for v in &ints {
             l.arg(v);
         }
