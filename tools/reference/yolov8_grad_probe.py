@@ -6,6 +6,13 @@ output (model.model[i]) and d(loss_sum)/d(that output), plus d(loss_sum)/d(head 
 (`preds` entries). Optionally compares a third run (ours) dumped with the same names:
 
     /work/pyref/bin/python tools/reference/yolov8_grad_probe.py FIXTURE [--ours OURS.safetensors]
+    /work/pyref/bin/python tools/reference/yolov8_grad_probe.py FIXTURE --against-fixture
+
+--against-fixture checks the reference itself against the fixture's stored `grads.*` with
+the fixture's own tolerances (`atol + rtol·|ref|`, the first matching pattern, as ed-check):
+ultralytics in float64 and in float32 on this machine, each line with the elements that
+miss. Where the reference fails its own fixture, the tolerance is below the f32 rounding
+of the machine that made it.
 
 Names: `y.{i}` layer outputs, `g.{i}` their gradients, `grads.{param}` weight grads.
 For each name it prints the max abs error of torch-f32 (and ours) vs the f64 truth and
@@ -59,12 +66,47 @@ def run(fx, dtype):
     return out
 
 
+def tolerance(tols, name):
+    """The fixture's tolerance for `name`: the first pattern that matches, `*` a wildcard."""
+    import fnmatch
+
+    for pat, t in tols.items():
+        if fnmatch.fnmatchcase(name, pat):
+            return t["atol"], t["rtol"]
+    return 0.0, 0.0
+
+
+def against_fixture(fx, only):
+    with safe_open(fx, "pt") as s:
+        tols = json.loads(s.metadata().get("tolerances", "{}"))
+        stored = {k: s.get_tensor(k).double() for k in s.keys() if k.startswith("grads.")}
+    runs = {"float64": run(fx, torch.float64), "float32": run(fx, torch.float32)}
+    print(f"torch {torch.__version__}; tolerances {tols}")
+    failing = {r: 0 for r in runs}
+    for name, ref in stored.items():
+        if only not in name:
+            continue
+        atol, rtol = tolerance(tols, name)
+        line = f"{name:44s} max|ref| {ref.abs().max().item():9.3e}"
+        for label, out in runs.items():
+            d = (out[name] - ref).abs()
+            miss = int((~(d <= atol + rtol * ref.abs())).sum().item())
+            failing[label] += miss > 0
+            line += f"  {label}: max|d| {d.max().item():9.3e} miss {miss}/{ref.numel()}"
+        print(line)
+    print("tensors failing the fixture's tolerance: " + ", ".join(f"{k} {v}" for k, v in failing.items()))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("fixture")
     ap.add_argument("--ours", action="append", default=[], help="our dump (repeatable)")
     ap.add_argument("--only", default="", help="substring filter on names")
+    ap.add_argument("--against-fixture", action="store_true",
+                    help="check ultralytics f64 and f32 against the fixture's own grads and tolerances")
     a = ap.parse_args()
+    if a.against_fixture:
+        return against_fixture(a.fixture, a.only)
     t64 = run(a.fixture, torch.float64)
     t32 = run(a.fixture, torch.float32)
     runs = []
