@@ -27,13 +27,15 @@ fn gpu(test: &str) -> Option<&'static CudaDevice> {
 
 /// The conv kernel sets this GPU has: CUDA cores always, tensor cores from sm_80.
 fn kernel_sets(dev: &CudaDevice) -> Vec<bool> {
-    if dev.cc.0 >= 8 { vec![false, true] } else { vec![false] }
+    if dev.cc.0 >= 8 {
+        vec![false, true]
+    } else {
+        vec![false]
+    }
 }
 
 fn f16r(v: &[f32]) -> Vec<f32> {
-    v.iter()
-        .map(|&x| half::f16::from_f32(x).to_f32())
-        .collect()
+    v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
 }
 
 fn randv(n: usize, seed: u64, scale: f32) -> Vec<f32> {
@@ -154,8 +156,13 @@ fn cuda_convs_match_cpu() {
                 // Equal inputs and weights; only the output's f16 rounding (2^-11
                 // relative) and the summation order differ.
                 let (e, i) = rel_err(&got.to_vec_f32().unwrap(), &want.to_vec_f32().unwrap());
-                eprintln!("conv {xs:?} {cs:?} int8 {int8} tensor cores {tc}: max rel err {e:.2e} at {i}");
-                assert!(e < 2e-3, "conv {xs:?} {cs:?} int8 {int8} tc {tc}: error {e} at {i}");
+                eprintln!(
+                    "conv {xs:?} {cs:?} int8 {int8} tensor cores {tc}: max rel err {e:.2e} at {i}"
+                );
+                assert!(
+                    e < 2e-3,
+                    "conv {xs:?} {cs:?} int8 {int8} tc {tc}: error {e} at {i}"
+                );
             }
         }
     }
@@ -181,8 +188,14 @@ fn compare(tag: &str, got: &[Tensor], want: &[Tensor], tol: f32) {
     for (k, (g, w)) in got.iter().zip(want).enumerate() {
         assert_eq!(g.dims(), w.dims(), "{tag} output {k}");
         let (e, i) = rel_err(&g.to_vec_f32().unwrap(), &w.to_vec_f32().unwrap());
-        eprintln!("{tag}: output {k} {:?} max rel err {e:.2e} at {i}", g.dims());
-        assert!(e < tol, "{tag}: output {k} error {e} at {i} (tolerance {tol})");
+        eprintln!(
+            "{tag}: output {k} {:?} max rel err {e:.2e} at {i}",
+            g.dims()
+        );
+        assert!(
+            e < tol,
+            "{tag}: output {k} error {e} at {i} (tolerance {tol})"
+        );
     }
 }
 
@@ -194,7 +207,11 @@ fn cuda_yolov8_seg_graph_matches_cpu() {
     let s = 96;
     let g = tiny_seg(s);
     let x = Tensor::from_vec(
-        f16r(&Tensor::rand([2, 3, s, s], 0.0, 1.0, &mut Rng::new(9)).to_vec_f32().unwrap()),
+        f16r(
+            &Tensor::rand([2, 3, s, s], 0.0, 1.0, &mut Rng::new(9))
+                .to_vec_f32()
+                .unwrap(),
+        ),
         [2, 3, s, s],
     )
     .unwrap();
@@ -202,7 +219,11 @@ fn cuda_yolov8_seg_graph_matches_cpu() {
     for tc in kernel_sets(dev) {
         let eng = CudaEngine::with_kernels(dev, &g, &g, 2, tc).unwrap();
         let got = eng.run(&x).unwrap();
-        eprintln!("{} launches, {}, tensor cores {tc}", eng.launches(), eng.graph_status());
+        eprintln!(
+            "{} launches, {}, tensor cores {tc}",
+            eng.launches(),
+            eng.graph_status()
+        );
         // f16 activations through ~60 layers: a few parts in a thousand.
         compare(&format!("fp16 graph tc {tc}"), &got, &want, 3e-2);
         // A second run replays the same launches on the same buffers: identical.
@@ -217,8 +238,9 @@ fn cuda_yolov8_seg_graph_matches_cpu() {
     assert!(eng.run(&x1).is_err());
 
     // INT8: calibrate on the CPU, quantize, and run the same INT8 graph on both.
-    let wanted: std::collections::HashSet<String> =
-        calibrated_values(&g, &QuantOptions::default()).into_iter().collect();
+    let wanted: std::collections::HashSet<String> = calibrated_values(&g, &QuantOptions::default())
+        .into_iter()
+        .collect();
     let mut col = Collector::default();
     for seed in 0..3 {
         let xc = Tensor::rand([2, 3, s, s], 0.0, 1.0, &mut Rng::new(100 + seed));
@@ -231,8 +253,12 @@ fn cuda_yolov8_seg_graph_matches_cpu() {
         .unwrap();
     }
     let cache = col.finish(6, "test", Method::Entropy).unwrap();
-    let (q, _) = quantize_graph(&g, &|v| cache.amax(v, Method::Entropy), &QuantOptions::default())
-        .unwrap();
+    let (q, _) = quantize_graph(
+        &g,
+        &|v| cache.amax(v, Method::Entropy),
+        &QuantOptions::default(),
+    )
+    .unwrap();
     assert!(q.nodes.iter().any(|n| matches!(n.op, Op::QConv { .. })));
     let want_q = run(&q, &q, &x).unwrap();
     for tc in kernel_sets(dev) {
@@ -284,10 +310,17 @@ fn cuda_engine_file_runs_images() {
     // One image, then a batch of two (a new plan), then one again.
     for n in [1usize, 2, 1] {
         let imgs = vec![img.clone(); n];
-        let (pc, pg) = (cpu.run_batch(&imgs).unwrap(), gpu_e.run_batch(&imgs).unwrap());
+        let (pc, pg) = (
+            cpu.run_batch(&imgs).unwrap(),
+            gpu_e.run_batch(&imgs).unwrap(),
+        );
         assert_eq!(pg.len(), n);
         for (c, gp) in pc.iter().zip(&pg) {
-            eprintln!("batch {n}: cpu {} detections, gpu {}", c.boxes.len(), gp.boxes.len());
+            eprintln!(
+                "batch {n}: cpu {} detections, gpu {}",
+                c.boxes.len(),
+                gp.boxes.len()
+            );
             assert!(!gp.boxes.is_empty());
         }
     }

@@ -369,15 +369,37 @@ fn ed_predict_reports_bad_model_files_cleanly() {
     let o = ed_predict(&dir, &["--source", "x.png"]);
     assert_eq!(o.status.code(), Some(2));
     // A model file on CUDA: an error that says to export an engine (no GPU is touched).
-    save_model(&dir.join("good.safetensors"), &tiny_model(true).0, &tiny_model(true).1).unwrap();
+    save_model(
+        &dir.join("good.safetensors"),
+        &tiny_model(true).0,
+        &tiny_model(true).1,
+    )
+    .unwrap();
     let o = ed_predict(
         &dir,
-        &["--model", "good.safetensors", "--source", "x.png", "--device", "cuda"],
+        &[
+            "--model",
+            "good.safetensors",
+            "--source",
+            "x.png",
+            "--device",
+            "cuda",
+        ],
     );
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("only engine files run on CUDA"), "{stderr}");
-    let o = ed_predict(&dir, &["--model", "good.safetensors", "--source", "x.png", "--device", "gpu"]);
+    let o = ed_predict(
+        &dir,
+        &[
+            "--model",
+            "good.safetensors",
+            "--source",
+            "x.png",
+            "--device",
+            "gpu",
+        ],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("expected cpu, cuda or cuda:N"));
 }

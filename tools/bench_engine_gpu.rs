@@ -24,26 +24,35 @@ fn compare(label: &str, got: &[Tensor], want: &[Tensor]) -> Result<()> {
         let mut rel = 0f32;
         for (a, b) in g.iter().zip(&w) {
             let e = (a - b).abs() / b.abs().max(1.0);
-            rel = if e.is_nan() { f32::INFINITY } else { rel.max(e) };
+            rel = if e.is_nan() {
+                f32::INFINITY
+            } else {
+                rel.max(e)
+            };
         }
         println!("{label} output {k}: max |gpu − cpu| / max(1, |cpu|) = {rel:.3e}");
     }
     Ok(())
 }
 
-fn bench_gpu(
-    a: &Args,
-    label: &str,
-    eng: &mut CudaEngine,
-    x: &Tensor,
-) -> Result<[(f64, f64); 3]> {
+fn bench_gpu(a: &Args, label: &str, eng: &mut CudaEngine, x: &Tensor) -> Result<[(f64, f64); 3]> {
     eng.set_use_graph(false);
-    let plain = time(&format!("{label} resident, launches"), a.iters, || eng.run_resident())?;
+    let plain = time(&format!("{label} resident, launches"), a.iters, || {
+        eng.run_resident()
+    })?;
     eng.set_use_graph(true);
     eng.run(x)?;
-    println!("{label}: {} launches, {}", eng.launches(), eng.graph_status());
-    let resident = time(&format!("{label} resident, CUDA graph"), a.iters, || eng.run_resident())?;
-    let e2e = time(&format!("{label} end to end"), a.iters, || eng.run(x).map(|_| ()))?;
+    println!(
+        "{label}: {} launches, {}",
+        eng.launches(),
+        eng.graph_status()
+    );
+    let resident = time(&format!("{label} resident, CUDA graph"), a.iters, || {
+        eng.run_resident()
+    })?;
+    let e2e = time(&format!("{label} end to end"), a.iters, || {
+        eng.run(x).map(|_| ())
+    })?;
     Ok([plain, resident, e2e])
 }
 
@@ -53,11 +62,16 @@ fn profile(label: &str, eng: &CudaEngine, top: usize) -> Result<()> {
     let total: f64 = steps.iter().map(|s| s.1).sum();
     let mut kinds: std::collections::BTreeMap<String, (f64, usize)> = Default::default();
     for (what, ms) in &steps {
-        let k = kinds.entry(what.split(' ').next().unwrap_or("").to_string()).or_default();
+        let k = kinds
+            .entry(what.split(' ').next().unwrap_or("").to_string())
+            .or_default();
         k.0 += ms;
         k.1 += 1;
     }
-    println!("{label} profile: {} launches, {total:.3} ms summed (each alone, incl. launch + sync)", steps.len());
+    println!(
+        "{label} profile: {} launches, {total:.3} ms summed (each alone, incl. launch + sync)",
+        steps.len()
+    );
     for (k, (ms, n)) in &kinds {
         println!("  {k:<12} {n:>4} launches {ms:>8.3} ms");
     }
@@ -90,7 +104,9 @@ pub fn engine_gpu_case(a: &Args) -> Result<()> {
         e.run(&x)?;
         cuda_cores.push((
             "fp16",
-            time("ours cuda fp16 engine, CUDA cores", a.iters, || e.run_resident())?,
+            time("ours cuda fp16 engine, CUDA cores", a.iters, || {
+                e.run_resident()
+            })?,
         ));
     }
     let mut fp16 = CudaEngine::new(dev, &graph, &graph, 1)?;
@@ -102,12 +118,18 @@ pub fn engine_gpu_case(a: &Args) -> Result<()> {
     }
 
     let meta = super::bench_engine::bench_meta(&cfg, &model);
-    let (int8, _) = super::bench_engine::int8_engine(&graph, &meta, &dir.join("model_int8.engine"))?;
+    let (int8, _) =
+        super::bench_engine::int8_engine(&graph, &meta, &dir.join("model_int8.engine"))?;
     let qfile = int8.file();
     if dev.cc.0 >= 8 {
         let e = CudaEngine::with_kernels(dev, qfile.graph(), qfile, 1, false)?;
         e.run(&x)?;
-        cuda_cores.push(("int8", time("ours cuda int8 engine, CUDA cores (dp4a)", a.iters, || e.run_resident())?));
+        cuda_cores.push((
+            "int8",
+            time("ours cuda int8 engine, CUDA cores (dp4a)", a.iters, || {
+                e.run_resident()
+            })?,
+        ));
     }
     let mut q = CudaEngine::new(dev, qfile.graph(), qfile, 1)?;
     compare("int8 engine vs CPU int8", &q.run(&x)?, &int8.forward(&x)?)?;
@@ -131,10 +153,25 @@ pub fn engine_gpu_case(a: &Args) -> Result<()> {
         report(name, t, &refs, &["torch_cuda_fp16_resident"]);
     }
     for (label, t) in &cuda_cores {
-        report(&format!("ours_cuda_{label}_resident_cuda_cores"), *t, &refs, &["torch_cuda_fp16_resident"]);
+        report(
+            &format!("ours_cuda_{label}_resident_cuda_cores"),
+            *t,
+            &refs,
+            &["torch_cuda_fp16_resident"],
+        );
     }
-    report("ours_cuda_fp16_end_to_end", t16[2], &refs, &["torch_cuda_fp16_end_to_end"]);
-    report("ours_cuda_int8_end_to_end", t8[2], &refs, &["torch_cuda_fp16_end_to_end"]);
+    report(
+        "ours_cuda_fp16_end_to_end",
+        t16[2],
+        &refs,
+        &["torch_cuda_fp16_end_to_end"],
+    );
+    report(
+        "ours_cuda_int8_end_to_end",
+        t8[2],
+        &refs,
+        &["torch_cuda_fp16_end_to_end"],
+    );
     if let Some(r) = &refs {
         for k in ["torch_cuda_fp32_resident", "gpu"] {
             if let Some(v) = r.get(k) {

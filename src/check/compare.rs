@@ -172,7 +172,10 @@ mod tests {
         assert!(!compare_values(&[f64::NEG_INFINITY], &[f64::INFINITY], T).2);
         assert!(!compare_values(&[1.0], &[1.0, 2.0], T).2);
         // The count agrees with the rule, element by element.
-        let (o, r) = ([1.15, 5.0, f64::NAN, 0.05, 2.0], [1.0, 5.0, f64::NAN, 0.0, f64::NAN]);
+        let (o, r) = (
+            [1.15, 5.0, f64::NAN, 0.05, 2.0],
+            [1.0, 5.0, f64::NAN, 0.0, f64::NAN],
+        );
         assert_eq!(count_outside(&o, &r, T), 2);
     }
 

@@ -5,8 +5,8 @@
 //! a CUDA graph. Callers guarantee that each pointer addresses a live buffer of the size
 //! its arguments imply; shapes are checked when the plan is made, not here.
 use super::CudaDevice;
-use crate::{Error, Result};
 use crate::backend::cpu::conv::ConvGeom;
+use crate::{Error, Result};
 use cudarc::driver::{CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
 
 fn dev_err(e: impl std::fmt::Display) -> Error {
@@ -284,10 +284,21 @@ impl EngineKernels {
     }
 
     /// y = a + b (`b` Some) or y = sigmoid(a), n elements of f16.
-    pub fn elementwise(&self, s: &CudaStream, a: u64, b: Option<u64>, y: u64, n: usize) -> Result<()> {
+    pub fn elementwise(
+        &self,
+        s: &CudaStream,
+        a: u64,
+        b: Option<u64>,
+        y: u64,
+        n: usize,
+    ) -> Result<()> {
         let nl = n as i64;
         let bv = b.unwrap_or(0);
-        let mut l = s.launch_builder(if b.is_some() { &self.add } else { &self.sigmoid });
+        let mut l = s.launch_builder(if b.is_some() {
+            &self.add
+        } else {
+            &self.sigmoid
+        });
         l.arg(&a);
         if b.is_some() {
             l.arg(&bv);
