@@ -427,6 +427,18 @@ fn need_f16(ins: &[Val]) -> Result<()> {
     }
 }
 
+/// The first input, which must be NCHW (and its output too: same rank by shape inference).
+fn first4(ins: &[Val]) -> Result<&Val> {
+    let x = first(ins)?;
+    if x.shape.len() != 4 {
+        return Err(Error::msg(format!(
+            "needs an NCHW input, got {:?}",
+            x.shape
+        )));
+    }
+    Ok(x)
+}
+
 fn first(ins: &[Val]) -> Result<&Val> {
     ins.first().ok_or_else(|| Error::msg("no input value"))
 }
@@ -566,7 +578,7 @@ fn plan_node(
         }
         Op::DepthToSpace { block } => {
             need_f16(ins)?;
-            let x = first(ins)?;
+            let x = first4(ins)?;
             let y = p.value(&node.outputs[0], out_shape(0)?, Dt::F16)?;
             steps.push(Step::Spread {
                 x: x.ptr,
@@ -584,7 +596,7 @@ fn plan_node(
             pad,
         } => {
             need_f16(ins)?;
-            let x = first(ins)?;
+            let x = first4(ins)?;
             let y = p.value(&node.outputs[0], out_shape(0)?, Dt::F16)?;
             steps.push(Step::MaxPool {
                 x: x.ptr,
@@ -600,7 +612,7 @@ fn plan_node(
         }
         Op::Upsample { scale } => {
             need_f16(ins)?;
-            let x = first(ins)?;
+            let x = first4(ins)?;
             let y = p.value(&node.outputs[0], out_shape(0)?, Dt::F16)?;
             steps.push(Step::Spread {
                 x: x.ptr,
