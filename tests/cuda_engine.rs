@@ -5,13 +5,13 @@
 //! exists.
 mod common;
 
+use common::tiny_seg_graph;
 use edgedistill::Tensor;
 use edgedistill::backend::cuda::CudaDevice;
 use edgedistill::engine::cuda_exec::CudaEngine;
 use edgedistill::engine::exec::{run, run_observed};
 use edgedistill::engine::quantize::{QuantOptions, calibrated_values, quantize_graph};
-use edgedistill::engine::{Act, Graph, Node, Op, ValueInfo, Weight, capture_yolo};
-use edgedistill::models::yolov8::{YoloConfig, YoloModel};
+use edgedistill::engine::{Act, Graph, Node, Op, ValueInfo, Weight};
 use edgedistill::quant::{Collector, Method};
 use edgedistill::tensor::Rng;
 
@@ -168,20 +168,6 @@ fn cuda_convs_match_cpu() {
     }
 }
 
-fn tiny_seg(s: usize) -> Graph {
-    let mut raw = YoloConfig::yolov8('n', 3, true).unwrap().raw;
-    raw["scales"] = serde_json::json!({"t": [0.33, 0.25, 1024]});
-    raw["scale"] = serde_json::json!("t");
-    let m = YoloModel::new(&YoloConfig::from_json(&raw).unwrap(), &mut Rng::new(5)).unwrap();
-    {
-        // Batch statistics from a few images, so the folded BN is not the identity.
-        let _g = edgedistill::no_grad();
-        m.forward_train(&Tensor::rand([2, 3, s, s], 0.0, 1.0, &mut Rng::new(3)))
-            .unwrap();
-    }
-    capture_yolo(&m, s).unwrap()
-}
-
 /// Relative errors of the graph's outputs: pred's box rows, its score rows, proto.
 fn compare(tag: &str, got: &[Tensor], want: &[Tensor], tol: f32) {
     assert_eq!(got.len(), want.len());
@@ -205,7 +191,7 @@ fn cuda_yolov8_seg_graph_matches_cpu() {
         return;
     };
     let s = 96;
-    let g = tiny_seg(s);
+    let g = tiny_seg_graph(s);
     let x = Tensor::from_vec(
         f16r(
             &Tensor::rand([2, 3, s, s], 0.0, 1.0, &mut Rng::new(9))
@@ -278,7 +264,7 @@ fn cuda_engine_file_runs_images() {
         return;
     };
     let s = 96;
-    let g = tiny_seg(s);
+    let g = tiny_seg_graph(s);
     let meta = EngineMeta {
         model: ModelInfo {
             family: "yolov8".into(),

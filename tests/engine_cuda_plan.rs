@@ -3,20 +3,15 @@
 //! placed inside their concat's output — in bounds, never overlapping, a C2f's split
 //! input placed whole, and nothing placed when the batch makes a concat's runs
 //! non-contiguous.
-use edgedistill::engine::capture_yolo;
+mod common;
+
 use edgedistill::engine::cuda_exec::{Dt, plan_homes, value_dtypes};
 use edgedistill::engine::shapes::infer_shapes;
 use edgedistill::engine::{Graph, Op};
-use edgedistill::models::yolov8::{YoloConfig, YoloModel};
-use edgedistill::tensor::Rng;
 use std::collections::HashMap;
 
 fn graph() -> Graph {
-    let mut raw = YoloConfig::yolov8('n', 3, true).unwrap().raw;
-    raw["scales"] = serde_json::json!({"t": [0.33, 0.25, 1024]});
-    raw["scale"] = serde_json::json!("t");
-    let m = YoloModel::new(&YoloConfig::from_json(&raw).unwrap(), &mut Rng::new(5)).unwrap();
-    capture_yolo(&m, 96).unwrap()
+    common::tiny_seg_graph(96)
 }
 
 fn shapes(g: &Graph, batch: usize) -> HashMap<String, Vec<usize>> {

@@ -181,7 +181,7 @@ fn run_node(node: &Node, ins: &[Tensor], weights: &dyn Weights) -> Result<Vec<Te
                 None
             };
             let g = conv_geom(
-                one(ins)?,
+                one(ins)?.dims(),
                 ws,
                 bias.map(|b| b.len()),
                 *stride,
@@ -213,7 +213,7 @@ fn run_node(node: &Node, ins: &[Tensor], weights: &dyn Weights) -> Result<Vec<Te
             };
             let x = one(ins)?;
             let g = conv_geom(
-                x,
+                x.dims(),
                 ws,
                 bias.map(|b| b.len()),
                 *stride,
@@ -328,21 +328,9 @@ fn run_node(node: &Node, ins: &[Tensor], weights: &dyn Weights) -> Result<Vec<Te
     Ok(vec![y])
 }
 
-fn conv_geom(
-    x: &Tensor,
-    ws: &[usize],
-    bias: Option<usize>,
-    stride: [usize; 2],
-    pad: [usize; 2],
-    dil: [usize; 2],
-    groups: usize,
-) -> Result<ConvGeom> {
-    conv_geom_of(x.dims(), ws, bias, stride, pad, dil, groups)
-}
-
 /// The geometry of a conv of an input of dims `d` with weight shape `ws`, checked (the
 /// CPU and CUDA executors share it).
-pub(crate) fn conv_geom_of(
+pub(crate) fn conv_geom(
     d: &[usize],
     ws: &[usize],
     bias: Option<usize>,

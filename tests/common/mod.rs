@@ -139,3 +139,19 @@ pub fn onnx_run(
     );
     text
 }
+
+/// A tiny YOLOv8-seg (3 classes, width 0.25) captured at `s`², with batch statistics from
+/// two random images so its folded BN is not the identity.
+pub fn tiny_seg_graph(s: usize) -> edgedistill::engine::Graph {
+    use edgedistill::models::yolov8::{YoloConfig, YoloModel};
+    let mut raw = YoloConfig::yolov8('n', 3, true).unwrap().raw;
+    raw["scales"] = serde_json::json!({"t": [0.33, 0.25, 1024]});
+    raw["scale"] = serde_json::json!("t");
+    let m = YoloModel::new(&YoloConfig::from_json(&raw).unwrap(), &mut Rng::new(5)).unwrap();
+    {
+        let _g = edgedistill::no_grad();
+        m.forward_train(&Tensor::rand([2, 3, s, s], 0.0, 1.0, &mut Rng::new(3)))
+            .unwrap();
+    }
+    edgedistill::engine::capture_yolo(&m, s).unwrap()
+}

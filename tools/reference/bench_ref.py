@@ -26,22 +26,30 @@ def timeit(fn, iters, warmup=3):
     return {"median_ms": ts[len(ts) // 2], "min_ms": ts[0], "iters": iters}
 
 
+def load_ultralytics(a):
+    """The ultralytics model of a.config (a yaml as JSON) with ed-bench's weights a.weights
+    (every parameter and buffer but num_batches_tracked must load): (cfg, is_seg, model)."""
+    from safetensors.torch import load_file
+    from ultralytics.nn.tasks import SegmentationModel, DetectionModel
+
+    cfg = json.load(open(a.config))
+    seg = cfg["head"][-1][2] == "Segment"
+    model = (SegmentationModel if seg else DetectionModel)(cfg, ch=3, nc=cfg["nc"], verbose=False).float()
+    missing, unexpected = model.load_state_dict(load_file(a.weights), strict=False)
+    assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), (missing, unexpected)
+    return cfg, seg, model
+
+
 def yolo_case(a):
     """ultralytics on the weights ed-bench wrote: fused eval forward (what predict runs) or one
     training step (train-mode forward, v8 loss on fixed random targets, backward, SGD step)."""
     import torch
     import ultralytics
     from types import SimpleNamespace
-    from safetensors.torch import load_file
-    from ultralytics.nn.tasks import SegmentationModel, DetectionModel
     from ultralytics.utils.loss import v8SegmentationLoss, v8DetectionLoss
 
     torch.set_num_threads(a.threads)
-    cfg = json.load(open(a.config))
-    seg = cfg["head"][-1][2] == "Segment"
-    model = (SegmentationModel if seg else DetectionModel)(cfg, ch=3, nc=cfg["nc"], verbose=False).float()
-    missing, unexpected = model.load_state_dict(load_file(a.weights), strict=False)
-    assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), (missing, unexpected)
+    cfg, seg, model = load_ultralytics(a)
     g = torch.Generator().manual_seed(0)
     x = torch.rand(a.batch, 3, a.imgsz, a.imgsz, generator=g)
     res = {"ultralytics_version": ultralytics.__version__, "torch_version": torch.__version__}
@@ -79,13 +87,9 @@ def engine_gpu_case(a):
     import copy
     import torch
     import ultralytics
-    from safetensors.torch import load_file
-    from ultralytics.nn.tasks import SegmentationModel
 
-    cfg = json.load(open(a.config))
-    model = SegmentationModel(cfg, ch=3, nc=cfg["nc"], verbose=False).float()
-    missing, unexpected = model.load_state_dict(load_file(a.weights), strict=False)
-    assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), (missing, unexpected)
+    _, seg, model = load_ultralytics(a)
+    assert seg, "engine-gpu times a segmentation model"
     model = model.fuse(verbose=False).eval().cuda()
     m16 = copy.deepcopy(model).half()
     g = torch.Generator().manual_seed(0)

@@ -60,27 +60,22 @@ fn grid1(n: usize) -> LaunchConfig {
     }
 }
 
-/// How a conv's K steps are shared among blocks: `parts` shares written to a workspace
-/// of `parts · o · n·ho·wo` 4-byte values and summed by the epilogue kernel; one part
-/// writes the output directly.
-pub struct Split;
-
-impl Split {
-    /// Shares for a conv whose 64 × 64 tiles alone would leave a GPU of `sms`
-    /// multiprocessors idle: aim at two blocks per SM, at least 4 K steps of `k_step`
-    /// each per share, and no empty share.
-    pub fn plan(d: &ConvGeom, k_step: usize, sms: usize) -> usize {
-        let p = d.n * d.ho * d.wo;
-        let blocks = p.div_ceil(64) * d.o.div_ceil(64);
-        let target = 2 * sms.max(1);
-        let steps = (d.c * d.kh * d.kw).div_ceil(k_step);
-        if blocks * 2 >= target || steps < 8 {
-            return 1;
-        }
-        let want = target.div_ceil(blocks).min(steps / 4).max(1);
-        let per = steps.div_ceil(want);
-        steps.div_ceil(per)
+/// Split-K: how many shares a conv's K steps (of `k_step`) are cut into. More than one
+/// when its 64 × 64 tiles alone would leave a GPU of `sms` multiprocessors idle: aim at
+/// two blocks per SM, at least 4 K steps per share, and no empty share. The shares go to
+/// a workspace of `parts · o · n·ho·wo` 4-byte values and the epilogue kernel sums them;
+/// one part writes the output directly.
+pub fn split_k_parts(d: &ConvGeom, k_step: usize, sms: usize) -> usize {
+    let p = d.n * d.ho * d.wo;
+    let blocks = p.div_ceil(64) * d.o.div_ceil(64);
+    let target = 2 * sms.max(1);
+    let steps = (d.c * d.kh * d.kw).div_ceil(k_step);
+    if blocks * 2 >= target || steps < 8 {
+        return 1;
     }
+    let want = target.div_ceil(blocks).min(steps / 4).max(1);
+    let per = steps.div_ceil(want);
+    steps.div_ceil(per)
 }
 
 fn conv_grid(d: &ConvGeom, parts: usize, threads: u32) -> LaunchConfig {

@@ -279,26 +279,29 @@ impl CudaEngine {
                 ),
             });
         }
-        let host = images.to_vec_f32()?;
+        // f32 images are read in place; other types are converted once.
+        let images = if images.dtype() == crate::DType::F32 {
+            images.clone()
+        } else {
+            images.to_dtype(crate::DType::F32)?
+        };
         let mut guard = self.lock();
         let st = &mut *guard;
         let i = st.input;
-        let bytes: &[u8] = bytemuck::cast_slice(&host);
-        match st.pinned.as_mut() {
-            Some((pin_in, _)) => {
-                pin_in
-                    .as_mut_slice()
-                    .map_err(dev_err)?
-                    .copy_from_slice(bytes);
-                self.stream
-                    .memcpy_htod(pin_in, &mut st.bufs[i])
-                    .map_err(dev_err)?;
+        images.with_slice(|host: &[f32]| -> Result<()> {
+            let bytes: &[u8] = bytemuck::cast_slice(host);
+            match st.pinned.as_mut() {
+                Some((pin_in, _)) => {
+                    pin_in
+                        .as_mut_slice()
+                        .map_err(dev_err)?
+                        .copy_from_slice(bytes);
+                    self.stream.memcpy_htod(pin_in, &mut st.bufs[i])
+                }
+                None => self.stream.memcpy_htod(bytes, &mut st.bufs[i]),
             }
-            None => self
-                .stream
-                .memcpy_htod(bytes, &mut st.bufs[i])
-                .map_err(dev_err)?,
-        }
+            .map_err(dev_err)
+        })??;
         self.launch(st)?;
         let mut outs: Vec<Vec<f32>> = Vec::with_capacity(st.outputs.len());
         match st.pinned.as_mut() {

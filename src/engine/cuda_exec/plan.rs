@@ -3,10 +3,11 @@ use super::dev_err;
 use super::homes::{Dt, plan_homes, value_dtypes};
 use crate::backend::cpu::conv::ConvGeom;
 use crate::backend::cuda::CudaDevice;
-use crate::backend::cuda::engine_ops::{ConvLaunch, EngineKernels, Split};
+use crate::backend::cuda::engine_ops::{ConvLaunch, EngineKernels, split_k_parts};
 use crate::engine::exec::Weights;
 use crate::engine::graph::{Act, Graph, Op};
 use crate::engine::shapes::infer_shapes;
+use crate::models::yolov8::anchors::anchor_columns;
 use crate::{Error, Result};
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtr};
 use std::collections::HashMap;
@@ -173,21 +174,20 @@ impl Planner<'_> {
         bias: Option<&[f32]>,
         params: ([usize; 2], [usize; 2], [usize; 2], usize),
         name: &str,
-        shape: Vec<usize>,
     ) -> Result<(ConvGeom, u64, Val)> {
         let geom = conv_geom(x, ws, bias.map(|b| b.len()), params)?;
         let bias = match bias {
             Some(b) => self.upload(bytemuck::cast_slice(b))?,
             None => 0,
         };
-        let y = self.value(name, shape, Dt::F16)?;
+        let y = self.value(name, Dt::F16)?;
         check_out(&geom, &y)?;
         Ok((geom, bias, y))
     }
 
     /// Split-K shares for a conv (K steps of `k_step`), growing the workspace to fit.
     fn split(&mut self, d: &ConvGeom, k_step: usize) -> usize {
-        let parts = Split::plan(d, k_step, self.sms);
+        let parts = split_k_parts(d, k_step, self.sms);
         if parts > 1 {
             self.workspace = self.workspace.max(parts * d.o * d.n * d.ho * d.wo * 4);
         }
@@ -207,12 +207,7 @@ impl Planner<'_> {
         let ptr = match self.homes.get(name).cloned() {
             Some((host, off)) => self.locate(&host)? + (off * dt.size()) as u64,
             None => {
-                let n: usize = self
-                    .shapes
-                    .get(name)
-                    .ok_or_else(|| Error::msg(format!("no shape for {name:?}")))?
-                    .iter()
-                    .product();
+                let n: usize = self.shape(name)?.iter().product();
                 self.alloc(n * dt.size())?.1
             }
         };
@@ -220,11 +215,20 @@ impl Planner<'_> {
         Ok(ptr)
     }
 
+    /// Value `name`'s shape, with the batch.
+    fn shape(&self, name: &str) -> Result<Vec<usize>> {
+        self.shapes
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::msg(format!("no shape for {name:?}")))
+    }
+
     /// The value a node writes as `name`.
-    fn value(&mut self, name: &str, shape: Vec<usize>, dt: Dt) -> Result<Val> {
+    fn value(&mut self, name: &str, dt: Dt) -> Result<Val> {
         if self.dts.get(name) != Some(&dt) {
             return Err(Error::msg(format!("{name:?}: planned type differs")));
         }
+        let shape = self.shape(name)?;
         let ptr = self.locate(name)?;
         Ok(Val { ptr, shape, dt })
     }
@@ -316,7 +320,7 @@ pub(super) fn plan(
     let input_shape = with_batch(&input.shape, batch);
     let n_in: usize = input_shape.iter().product();
     let (in_idx, in_ptr) = p.alloc(n_in * 4)?;
-    let x0 = p.value(&input.name, input_shape.clone(), Dt::F16)?;
+    let x0 = p.value(&input.name, Dt::F16)?;
     steps.push(Step::Cast {
         x: in_ptr,
         y: x0.ptr,
@@ -343,18 +347,7 @@ pub(super) fn plan(
             })
             .collect::<Result<_>>()
             .map_err(ctx)?;
-        let out_shape = |i: usize| -> Result<Vec<usize>> {
-            let name = node
-                .outputs
-                .get(i)
-                .ok_or_else(|| Error::msg("missing output"))?;
-            shapes
-                .get(name)
-                .map(|s| with_batch(s, batch))
-                .ok_or_else(|| Error::msg(format!("no shape for {name:?}")))
-        };
-        let outs =
-            plan_node(&mut p, &mut steps, node, &ins, weights, &out_shape, &wshape).map_err(ctx)?;
+        let outs = plan_node(&mut p, &mut steps, node, &ins, weights).map_err(ctx)?;
         for (name, v) in node.outputs.iter().zip(outs) {
             vals.insert(name, v);
         }
@@ -402,7 +395,7 @@ fn conv_geom(
     if groups != 1 {
         return Err(Error::msg(format!("groups {groups}: only 1 runs on CUDA")));
     }
-    crate::engine::exec::conv_geom_of(&x.shape, ws, bias, stride, pad, dil, groups)
+    crate::engine::exec::conv_geom(&x.shape, ws, bias, stride, pad, dil, groups)
 }
 
 /// The planned output buffer is the conv's `[n, o, ho, wo]`.
@@ -443,26 +436,24 @@ fn first(ins: &[Val]) -> Result<&Val> {
     ins.first().ok_or_else(|| Error::msg("no input value"))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn plan_node(
     p: &mut Planner,
     steps: &mut Vec<Step>,
     node: &crate::engine::graph::Node,
     ins: &[Val],
     weights: &dyn Weights,
-    out_shape: &dyn Fn(usize) -> Result<Vec<usize>>,
-    wshape: &dyn Fn(&str) -> Option<Vec<usize>>,
 ) -> Result<Vec<Val>> {
-    let f32_const = |k: usize| -> Result<&[f32]> {
+    // Constant input k of the node: shape and values.
+    let f32_weight = |k: usize| -> Result<(&[usize], &[f32])> {
         let name = node
             .inputs
             .get(k)
             .ok_or_else(|| Error::msg(format!("input {k} missing")))?;
         weights
             .get(name)
-            .map(|(_, v)| v)
             .ok_or_else(|| Error::msg(format!("{name:?} is not an f32 constant")))
     };
+    let f32_const = |k: usize| f32_weight(k).map(|(_, v)| v);
     let outs = match &node.op {
         Op::Conv {
             stride,
@@ -472,18 +463,10 @@ fn plan_node(
             act,
         } => {
             need_f16(ins)?;
-            let ws = wshape(&node.inputs[1]).ok_or_else(|| Error::msg("no weight"))?;
+            let (ws, wv) = f32_weight(1)?;
             let bias = (node.inputs.len() > 2).then(|| f32_const(2)).transpose()?;
             let params = (*stride, *pad, *dilation, *groups);
-            let (geom, bias, y) = p.conv_out(
-                first(ins)?,
-                &ws,
-                bias,
-                params,
-                &node.outputs[0],
-                out_shape(0)?,
-            )?;
-            let wv = f32_const(1)?;
+            let (geom, bias, y) = p.conv_out(first(ins)?, ws, bias, params, &node.outputs[0])?;
             if wv.len() != geom.o * geom.cg() * geom.kh * geom.kw {
                 return Err(Error::msg(format!("{} weights for shape {ws:?}", wv.len())));
             }
@@ -514,17 +497,9 @@ fn plan_node(
             let (ws, wq) = weights
                 .get_i8(wname)
                 .ok_or_else(|| Error::msg(format!("{wname:?} is not an i8 constant")))?;
-            let ws = ws.to_vec();
             let bias = (node.inputs.len() > 3).then(|| f32_const(3)).transpose()?;
             let params = (*stride, *pad, *dilation, *groups);
-            let (geom, bias, y) = p.conv_out(
-                first(ins)?,
-                &ws,
-                bias,
-                params,
-                &node.outputs[0],
-                out_shape(0)?,
-            )?;
+            let (geom, bias, y) = p.conv_out(first(ins)?, ws, bias, params, &node.outputs[0])?;
             let (o, kk) = (geom.o, geom.cg() * geom.kh * geom.kw);
             let w_scale = f32_const(2)?;
             if w_scale.len() != o
@@ -579,7 +554,7 @@ fn plan_node(
         Op::DepthToSpace { block } => {
             need_f16(ins)?;
             let x = first4(ins)?;
-            let y = p.value(&node.outputs[0], out_shape(0)?, Dt::F16)?;
+            let y = p.value(&node.outputs[0], Dt::F16)?;
             steps.push(Step::Spread {
                 x: x.ptr,
                 y: y.ptr,
@@ -597,7 +572,7 @@ fn plan_node(
         } => {
             need_f16(ins)?;
             let x = first4(ins)?;
-            let y = p.value(&node.outputs[0], out_shape(0)?, Dt::F16)?;
+            let y = p.value(&node.outputs[0], Dt::F16)?;
             steps.push(Step::MaxPool {
                 x: x.ptr,
                 y: y.ptr,
@@ -613,7 +588,7 @@ fn plan_node(
         Op::Upsample { scale } => {
             need_f16(ins)?;
             let x = first4(ins)?;
-            let y = p.value(&node.outputs[0], out_shape(0)?, Dt::F16)?;
+            let y = p.value(&node.outputs[0], Dt::F16)?;
             steps.push(Step::Spread {
                 x: x.ptr,
                 y: y.ptr,
@@ -630,7 +605,7 @@ fn plan_node(
             } else {
                 Dt::F16
             };
-            let y = p.value(&node.outputs[0], out_shape(0)?, dt)?;
+            let y = p.value(&node.outputs[0], dt)?;
             let outer: usize = y.shape[..*axis].iter().product();
             let dst_stride: usize = y.shape[*axis..].iter().product();
             let mut off = 0;
@@ -666,7 +641,7 @@ fn plan_node(
                 for (i, &s) in sizes.iter().enumerate() {
                     outs.push(Val {
                         ptr: x.ptr + (off * x.dt.size()) as u64,
-                        shape: out_shape(i)?,
+                        shape: p.shape(&node.outputs[i])?,
                         dt: x.dt,
                     });
                     off += s * inner;
@@ -674,7 +649,7 @@ fn plan_node(
                 return Ok(outs);
             }
             for (i, &s) in sizes.iter().enumerate() {
-                let y = p.value(&node.outputs[i], out_shape(i)?, x.dt)?;
+                let y = p.value(&node.outputs[i], x.dt)?;
                 let chunk = s * inner;
                 steps.push(Step::Copy {
                     src: (x.ptr, x.dt == Dt::F32),
@@ -695,7 +670,7 @@ fn plan_node(
                 first(ins)?,
                 ins.get(1).ok_or_else(|| Error::msg("Add needs 2 inputs"))?,
             );
-            let y = p.value(&node.outputs[0], out_shape(0)?, Dt::F16)?;
+            let y = p.value(&node.outputs[0], Dt::F16)?;
             steps.push(Step::Elem {
                 a: a.ptr,
                 b: Some(b.ptr),
@@ -706,7 +681,7 @@ fn plan_node(
         }
         Op::Sigmoid => {
             need_f16(ins)?;
-            let y = p.value(&node.outputs[0], out_shape(0)?, Dt::F16)?;
+            let y = p.value(&node.outputs[0], Dt::F16)?;
             steps.push(Step::Elem {
                 a: first(ins)?.ptr,
                 b: None,
@@ -720,28 +695,20 @@ fn plan_node(
             let x = first(ins)?;
             vec![Val {
                 ptr: x.ptr,
-                shape: out_shape(0)?,
+                shape: p.shape(&node.outputs[0])?,
                 dt: x.dt,
             }]
         }
         Op::DecodeBoxes { reg_max, levels } => {
             need_f16(ins)?;
             let x = first(ins)?;
-            let a: usize = levels.iter().map(|l| l.h * l.w).sum();
-            let mut anchors = vec![0f32; 3 * a];
-            let mut j = 0;
-            for l in levels {
-                for yy in 0..l.h {
-                    for xx in 0..l.w {
-                        anchors[j] = xx as f32 + 0.5;
-                        anchors[a + j] = yy as f32 + 0.5;
-                        anchors[2 * a + j] = l.stride;
-                        j += 1;
-                    }
-                }
-            }
+            let sizes: Vec<(usize, usize)> = levels.iter().map(|l| (l.h, l.w)).collect();
+            let strides: Vec<f32> = levels.iter().map(|l| l.stride).collect();
+            // [3, A]: the x, y and stride columns the CPU decode uses.
+            let anchors = anchor_columns(&sizes, &strides, 0.5).concat();
+            let a = anchors.len() / 3;
             let anchors = p.upload(bytemuck::cast_slice(&anchors))?;
-            let y = p.value(&node.outputs[0], out_shape(0)?, Dt::F32)?;
+            let y = p.value(&node.outputs[0], Dt::F32)?;
             steps.push(Step::Decode {
                 x: x.ptr,
                 anchors,

@@ -2,6 +2,28 @@
 //! the head's decode and the loss.
 use crate::{Result, Tensor};
 
+/// Anchor centres as three columns — x + offset, y + offset (grid units) and the level's
+/// stride — level after level, row-major within a level: the plain values behind
+/// `make_anchors`, for the eval decode and the CUDA engine.
+pub fn anchor_columns(sizes: &[(usize, usize)], strides: &[f32], offset: f32) -> [Vec<f32>; 3] {
+    let total: usize = sizes.iter().map(|(h, w)| h * w).sum();
+    let mut cols = [
+        Vec::with_capacity(total),
+        Vec::with_capacity(total),
+        Vec::with_capacity(total),
+    ];
+    for (&(h, w), &s) in sizes.iter().zip(strides) {
+        for y in 0..h {
+            for x in 0..w {
+                cols[0].push(x as f32 + offset);
+                cols[1].push(y as f32 + offset);
+                cols[2].push(s);
+            }
+        }
+    }
+    cols
+}
+
 /// Anchor centres `(x + offset, y + offset)` in grid units, level after level, row-major
 /// within a level (`[A, 2]` f32), and each anchor's stride (`[A, 1]` f32): ultralytics
 /// `make_anchors` for feature maps of `sizes` (h, w) with `strides`.
@@ -17,18 +39,9 @@ pub fn make_anchors(
             strides.len()
         )));
     }
-    let total: usize = sizes.iter().map(|(h, w)| h * w).sum();
-    let mut points = Vec::with_capacity(total * 2);
-    let mut stride = Vec::with_capacity(total);
-    for (&(h, w), &s) in sizes.iter().zip(strides) {
-        for y in 0..h {
-            for x in 0..w {
-                points.push(x as f32 + offset);
-                points.push(y as f32 + offset);
-                stride.push(s);
-            }
-        }
-    }
+    let [ax, ay, stride] = anchor_columns(sizes, strides, offset);
+    let total = stride.len();
+    let points: Vec<f32> = ax.iter().zip(&ay).flat_map(|(&x, &y)| [x, y]).collect();
     Ok((
         Tensor::from_vec(points, [total, 2])?,
         Tensor::from_vec(stride, [total, 1])?,

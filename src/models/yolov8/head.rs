@@ -280,18 +280,7 @@ fn decode_boxes_eval(
     let x = boxes.to_vec_f32()?;
     let mut out = vec![0f32; b * 4 * a];
     // Anchor centres and strides, in anchor order.
-    let mut ax = Vec::with_capacity(a);
-    let mut ay = Vec::with_capacity(a);
-    let mut st = Vec::with_capacity(a);
-    for (&(h, w), &s) in sizes.iter().zip(strides) {
-        for y in 0..h {
-            for xx in 0..w {
-                ax.push(xx as f32 + 0.5);
-                ay.push(y as f32 + 0.5);
-                st.push(s);
-            }
-        }
-    }
+    let [ax, ay, st] = super::anchors::anchor_columns(sizes, strides, 0.5);
     out.par_chunks_mut(4 * a).enumerate().for_each(|(bi, o)| {
         let xb = &x[bi * 4 * r * a..][..4 * r * a];
         let mut d = vec![0f32; 4 * a];
