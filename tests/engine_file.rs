@@ -85,7 +85,7 @@ fn captured_graph_equals_fused_eval_forward() {
         g.validate().unwrap();
         let x = input(11);
         let want = fused.forward_eval(&x).unwrap();
-        let got = exec::run(&g, &g, &x).unwrap();
+        let got = exec::run_with(&g, &g, &x, exec::ExecOptions::EXACT).unwrap();
         assert_eq!(got.len(), if seg { 2 } else { 1 });
         assert_eq!(got[0].dims(), want.pred.dims());
         assert_eq!(bits(&got[0]), bits(&want.pred), "pred, seg {seg}");
@@ -150,7 +150,8 @@ fn engine_file_runs_equal_to_the_graph_and_predictor() {
         ..NmsConfig::default()
     };
     let pr = Predictor::new(m, mm).unwrap().with_nms(nms.clone());
-    let engine = engine.with_nms(nms);
+    // Bit for bit with the model's forward only with the direct kernels.
+    let engine = engine.with_nms(nms).with_exec(exec::ExecOptions::EXACT);
     let imgs: Vec<RgbImage> = [(80u32, 60u32), (50, 70)]
         .iter()
         .map(|&(w, h)| {
@@ -167,6 +168,18 @@ fn engine_file_runs_equal_to_the_graph_and_predictor() {
             .all(|p| !p.boxes.is_empty() && p.masks.len() == p.boxes.len())
     );
     assert_eq!(engine.run(&imgs[1]).unwrap(), b[1]);
+    // With Winograd (the default) the raw outputs agree within rounding.
+    let x = input(5);
+    let exact = engine.forward(&x).unwrap();
+    let fast = engine.with_exec(exec::ExecOptions::FAST).forward(&x).unwrap();
+    for (f, e) in fast.iter().zip(&exact) {
+        let (f, e) = (f.to_vec_f32().unwrap(), e.to_vec_f32().unwrap());
+        assert_eq!(f.len(), e.len());
+        assert_ne!(f, e, "FAST should not be the direct kernels");
+        for (a, b) in f.iter().zip(&e) {
+            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
 }
 
 fn tiny_engine_bytes() -> (Vec<u8>, Graph) {

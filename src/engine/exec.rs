@@ -1,10 +1,13 @@
 //! The graph executor on CPU: nodes run in order over f32 NCHW tensors, weights are read
 //! in place from whatever holds them (the in-memory graph, or the engine file's memory
 //! map — no copy), and each value is dropped after its last reader. Convolutions call the
-//! backend kernel directly, the rest reuse the tensor ops, so results equal
-//! `YoloModel::forward_eval` of the fused model bit for bit.
+//! backend kernel directly, the rest reuse the tensor ops. With `ExecOptions::EXACT`
+//! results equal `YoloModel::forward_eval` of the fused model bit for bit; the default
+//! (`FAST`) computes the f32 3×3 stride-1 convolutions by Winograd F(4×4, 3×3), which
+//! rounds differently (about 1e-5 relative) and needs a quarter of the multiplies.
 use super::graph::{Act, Graph, Node, Op};
 use crate::backend::cpu::conv::{ConvGeom, conv2d_forward};
+use crate::backend::cpu::conv_winograd::{self, WinogradWeights};
 use crate::backend::cpu::int8_gemm::Activation;
 use crate::backend::cpu::qconv::{QConvWeights, qconv2d_forward, qconv2d_forward_packed};
 use crate::models::yolov8::head::decode_boxes;
@@ -24,10 +27,41 @@ pub trait Weights {
     fn qconv_cache(&self) -> Option<&QConvCache> {
         None
     }
+    /// Where Winograd-transformed f32 conv weights are kept between runs, keyed by the
+    /// weight's name (None: transform inside every call).
+    fn winograd_cache(&self) -> Option<&WinogradCache> {
+        None
+    }
 }
 
 /// INT8 conv weights in the kernels' layout, packed on a node's first run and reused.
 pub type QConvCache = std::sync::Mutex<HashMap<String, std::sync::Arc<QConvWeights>>>;
+/// f32 3×3 conv weights transformed for Winograd on a node's first run and reused.
+pub type WinogradCache = std::sync::Mutex<HashMap<String, std::sync::Arc<WinogradWeights>>>;
+
+/// Choices of the executor that change results only within rounding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecOptions {
+    /// f32 3×3 stride-1 convolutions by Winograd F(4×4, 3×3) instead of direct sums.
+    pub winograd: bool,
+}
+
+impl ExecOptions {
+    /// Bit for bit with the model's own forward (direct convolution everywhere).
+    pub const EXACT: ExecOptions = ExecOptions { winograd: false };
+    /// The fastest kernels (the default).
+    pub const FAST: ExecOptions = ExecOptions { winograd: true };
+}
+
+impl Default for ExecOptions {
+    /// `FAST`, or `EXACT` when the environment sets `EDGEDISTILL_WINOGRAD=0`.
+    fn default() -> Self {
+        match std::env::var("EDGEDISTILL_WINOGRAD").as_deref() {
+            Ok("0") => ExecOptions::EXACT,
+            _ => ExecOptions::FAST,
+        }
+    }
+}
 
 impl Weights for Graph {
     fn has(&self, name: &str) -> bool {
@@ -45,8 +79,19 @@ impl Weights for Graph {
 
 /// Run `graph` on `images` (`[N, 3, S, S]` f32, S the captured size) with constants from
 /// `weights`; the graph outputs in order.
+/// With the default options.
 pub fn run(graph: &Graph, weights: &dyn Weights, images: &Tensor) -> Result<Vec<Tensor>> {
-    run_observed(graph, weights, images, &mut |_, _| Ok(()))
+    run_with(graph, weights, images, ExecOptions::default())
+}
+
+/// [`run`] with chosen options.
+pub fn run_with(
+    graph: &Graph,
+    weights: &dyn Weights,
+    images: &Tensor,
+    opts: ExecOptions,
+) -> Result<Vec<Tensor>> {
+    run_observed_with(graph, weights, images, opts, &mut |_, _| Ok(()))
 }
 
 /// [`run`], calling `observe(name, value)` with the input and every value a node makes
@@ -55,6 +100,17 @@ pub fn run_observed(
     graph: &Graph,
     weights: &dyn Weights,
     images: &Tensor,
+    observe: &mut dyn FnMut(&str, &Tensor) -> Result<()>,
+) -> Result<Vec<Tensor>> {
+    run_observed_with(graph, weights, images, ExecOptions::default(), observe)
+}
+
+/// [`run_observed`] with chosen options.
+pub fn run_observed_with(
+    graph: &Graph,
+    weights: &dyn Weights,
+    images: &Tensor,
+    opts: ExecOptions,
     observe: &mut dyn FnMut(&str, &Tensor) -> Result<()>,
 ) -> Result<Vec<Tensor>> {
     let _g = crate::no_grad();
@@ -92,7 +148,7 @@ pub fn run_observed(
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let outs = run_node(node, &ins, weights)
+        let outs = run_node(node, &ins, weights, opts)
             .map_err(|e| e.context(format!("engine node {:?} ({})", node.name, node.op.kind())))?;
         drop(ins);
         for n in &node.inputs {
@@ -154,6 +210,23 @@ fn weight_i8<'a>(
         .ok_or_else(|| Error::msg(format!("{name:?} is not an i8 constant")))
 }
 
+/// The transformed weights of a Winograd conv: from the cache when `weights` keeps one.
+fn winograd_weights(
+    weights: &dyn Weights,
+    name: &str,
+    w: &[f32],
+    g: &ConvGeom,
+) -> std::sync::Arc<WinogradWeights> {
+    let make = || std::sync::Arc::new(WinogradWeights::new(w, g.o, g.c));
+    match weights.winograd_cache() {
+        Some(cache) => {
+            let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+            c.entry(name.to_string()).or_insert_with(make).clone()
+        }
+        None => make(),
+    }
+}
+
 fn act_code(a: Act) -> Activation {
     match a {
         Act::None => Activation::None,
@@ -165,7 +238,12 @@ fn one(ins: &[Tensor]) -> Result<&Tensor> {
     ins.first().ok_or_else(|| Error::msg("no input value"))
 }
 
-fn run_node(node: &Node, ins: &[Tensor], weights: &dyn Weights) -> Result<Vec<Tensor>> {
+fn run_node(
+    node: &Node,
+    ins: &[Tensor],
+    weights: &dyn Weights,
+    opts: ExecOptions,
+) -> Result<Vec<Tensor>> {
     let y = match &node.op {
         Op::Conv {
             stride,
@@ -189,6 +267,13 @@ fn run_node(node: &Node, ins: &[Tensor], weights: &dyn Weights) -> Result<Vec<Te
                 *dilation,
                 *groups,
             )?;
+            if opts.winograd && conv_winograd::applies(&g) {
+                let ww = winograd_weights(weights, &node.inputs[1], w, &g);
+                let silu = *act == Act::Silu;
+                let y = one(ins)?
+                    .with_slice(|x: &[f32]| conv_winograd::forward(x, &ww, bias, silu, &g))?;
+                return Ok(vec![Tensor::from_vec(y, [g.n, g.o, g.ho, g.wo])?]);
+            }
             let y = one(ins)?.with_slice(|x: &[f32]| conv2d_forward(x, w, bias, &g))?;
             let y = Tensor::from_vec(y, [g.n, g.o, g.ho, g.wo])?;
             match act {

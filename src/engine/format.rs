@@ -266,6 +266,8 @@ pub struct EngineFile {
     table: HashMap<String, usize>,
     /// INT8 conv weights repacked for the kernels on first use (the only weight copy).
     qconv: super::exec::QConvCache,
+    /// f32 3×3 conv weights transformed for Winograd on first use.
+    winograd: super::exec::WinogradCache,
 }
 
 impl EngineFile {
@@ -394,6 +396,7 @@ impl EngineFile {
             graph,
             table,
             qconv: Default::default(),
+            winograd: Default::default(),
         };
         f.check_dtypes().map_err(|x| e("ops", x))?;
         f.graph
@@ -447,6 +450,9 @@ impl EngineFile {
 impl Weights for EngineFile {
     fn qconv_cache(&self) -> Option<&super::exec::QConvCache> {
         Some(&self.qconv)
+    }
+    fn winograd_cache(&self) -> Option<&super::exec::WinogradCache> {
+        Some(&self.winograd)
     }
     fn has(&self, name: &str) -> bool {
         self.table.contains_key(name)

@@ -16,6 +16,8 @@ pub struct Engine {
     file: EngineFile,
     nms: NmsConfig,
     rule: Binarize,
+    /// Kernel choices of the CPU executor (`ExecOptions::default()` unless set).
+    exec: exec::ExecOptions,
     /// Set by `on_cuda`: the GPU and the plan for the last batch size run.
     cuda: Option<CudaSlot>,
 }
@@ -82,6 +84,7 @@ impl Engine {
             file,
             nms,
             rule: Binarize::Half,
+            exec: exec::ExecOptions::default(),
             cuda: None,
         })
     }
@@ -92,6 +95,13 @@ impl Engine {
 
     pub fn with_nms(mut self, nms: NmsConfig) -> Engine {
         self.nms = nms;
+        self
+    }
+
+    /// The CPU executor's kernel choices: `ExecOptions::EXACT` gives the model's own
+    /// forward bit for bit, `FAST` (the default) Winograd 3×3 convolutions.
+    pub fn with_exec(mut self, opts: exec::ExecOptions) -> Engine {
+        self.exec = opts;
         self
     }
 
@@ -119,7 +129,7 @@ impl Engine {
     pub fn forward(&self, images: &Tensor) -> Result<Vec<Tensor>> {
         let ctx = |e: Error| e.context(format!("engine {}", self.file.path()));
         let Some(slot) = &self.cuda else {
-            return exec::run(self.file.graph(), &self.file, images).map_err(ctx);
+            return exec::run_with(self.file.graph(), &self.file, images, self.exec).map_err(ctx);
         };
         let mut plan = slot.plan.lock().unwrap_or_else(|e| e.into_inner());
         if plan

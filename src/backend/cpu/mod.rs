@@ -8,6 +8,7 @@ pub mod conv;
 pub mod conv_avx512;
 #[cfg(target_arch = "x86_64")]
 pub mod conv_implicit;
+pub mod conv_winograd;
 pub mod gemm;
 pub mod grid_sample;
 pub mod index;
