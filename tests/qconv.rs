@@ -189,7 +189,7 @@ fn fast_and_portable_paths_equal_reference_bit_for_bit() {
                 let packed = QConvWeights::pack(&cs.wq, &cs.w_scale, bias, wshape(&g), g.groups);
                 let fast2 = qconv2d_forward_packed(&cs.x, cs.in_scale, &packed, act, &g);
                 assert_bits(&format!("packed {what}"), &fast2, &want);
-                for path in [QConvPath::Direct, QConvPath::Portable] {
+                for path in [QConvPath::Direct, QConvPath::Vnni, QConvPath::Portable] {
                     let y = qconv2d_forward_with(&cs.x, cs.in_scale, &packed, act, &g, path);
                     assert_bits(&format!("{path:?} {what}"), &y, &want);
                 }
@@ -446,9 +446,9 @@ fn time_yolov8n_shapes() {
         rayon::current_num_threads()
     );
     println!(
-        "| shape | f32 conv2d_forward | int8 forward, silu | ratio | int8 packed, silu | ratio | int8 packed, none | ratio |"
+        "| shape | f32 conv2d_forward | int8 forward, silu | ratio | int8 packed, silu | ratio | int8 packed, none | ratio | Direct (AVX2 im2col), silu | Vnni, silu |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for (name, g) in shapes {
         if !name.contains(only.as_str()) {
             continue;
@@ -456,7 +456,20 @@ fn time_yolov8n_shapes() {
         let cs = case(&g, &mut rng);
         let wf: Vec<f32> = randn(g.o * g.k(), 0.05, &mut rng);
         let packed = QConvWeights::pack(&cs.wq, &cs.w_scale, Some(&cs.bias), wshape(&g), g.groups);
-        let mut runs: [Box<dyn FnMut()>; 4] = [
+        let on = |path: QConvPath| {
+            let (cs, packed, g) = (&cs, &packed, &g);
+            move || {
+                std::hint::black_box(qconv2d_forward_with(
+                    &cs.x,
+                    cs.in_scale,
+                    packed,
+                    Activation::Silu,
+                    g,
+                    path,
+                ));
+            }
+        };
+        let mut runs: [Box<dyn FnMut()>; 6] = [
             Box::new(|| {
                 std::hint::black_box(conv2d_forward(&cs.x, &wf, Some(&cs.bias), &g));
             }),
@@ -489,6 +502,8 @@ fn time_yolov8n_shapes() {
                     &g,
                 ));
             }),
+            Box::new(on(QConvPath::Direct)),
+            Box::new(on(QConvPath::Vnni)),
         ];
         let mut times = vec![Vec::new(); runs.len()];
         for round in 0..=reps {
@@ -510,14 +525,16 @@ fn time_yolov8n_shapes() {
         let cell = |(m, lo): (f64, f64)| format!("{m:.3} ({lo:.3})");
         let ratio = |i: usize| format!("{:.2}", stats[0].0 / stats[i].0);
         println!(
-            "| {name} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             cell(stats[0]),
             cell(stats[1]),
             ratio(1),
             cell(stats[2]),
             ratio(2),
             cell(stats[3]),
-            ratio(3)
+            ratio(3),
+            cell(stats[4]),
+            cell(stats[5])
         );
     }
 }

@@ -169,6 +169,13 @@ pub fn conv2d_forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, g: &ConvG
             super::conv_implicit::forward(bytemuck::cast_slice(x), bytemuck::cast_slice(wt), b, g);
         return bytemuck::allocation::cast_vec(y);
     }
+    #[cfg(target_arch = "x86_64")]
+    if is_f32::<T>() && super::conv_implicit::applies_s2(g) {
+        let b = bias.map(|b| bytemuck::cast_slice(b));
+        let (x, wt) = (bytemuck::cast_slice(x), bytemuck::cast_slice(wt));
+        let y = super::conv_implicit::forward_s2(x, wt, b, g);
+        return bytemuck::allocation::cast_vec(y);
+    }
     let (og, cg, k, p, hw) = (g.og(), g.cg(), g.k(), g.p(), g.hw());
     let len = g.n * g.o * p;
     if len == 0 {

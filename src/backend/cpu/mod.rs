@@ -21,6 +21,8 @@ pub mod pool;
 pub mod qconv;
 #[cfg(target_arch = "x86_64")]
 pub mod qconv_avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod qconv_vnni;
 pub mod reduce;
 pub mod softmax;
 pub mod sort;

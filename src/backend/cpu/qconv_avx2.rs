@@ -98,12 +98,12 @@ pub(super) unsafe fn quantize(x: &[f32], scale: f32, out: &mut [i8]) {
 /// Bytes readable past the end of the padded input and of a line buffer: the copy loops
 /// below move whole vectors and may read (and write, into lines) up to 64 bytes past the
 /// last element they need.
-const SLACK: usize = 128;
+pub(super) const SLACK: usize = 128;
 
 /// The input quantized (`quantize`) into zero-padded planes `[n·c][hp][wp]` (`hp = h +
 /// 2·pad.0`, `wp = w + 2·pad.1`) followed by SLACK + `extra` zero bytes, so im2col needs no bounds
 /// checks: padding reads the zeros that quantizing 0.0 would give.
-fn quantize_padded(
+pub(super) fn quantize_padded(
     x: &[f32],
     in_scale: f32,
     g: &ConvGeom,
@@ -150,7 +150,7 @@ fn quantize_padded(
 /// AVX2; every byte the pixels need lies in the padded input and SLACK bytes follow it;
 /// `dst` has `tt + SLACK` bytes.
 #[target_feature(enable = "avx2")]
-unsafe fn im2col_row(
+pub(super) unsafe fn im2col_row(
     xg: *const i8,
     g: &ConvGeom,
     (plane, wp): (usize, usize),
@@ -222,9 +222,9 @@ unsafe fn interleave(a: *const i8, b: *const i8, tpad: usize, dst: *mut i16, blo
 }
 
 /// `Activation` as a const parameter, so each kernel's epilogue is straight-line code.
-const ACT_NONE: u8 = 0;
-const ACT_RELU: u8 = 1;
-const ACT_SILU: u8 = 2;
+pub(super) const ACT_NONE: u8 = 0;
+pub(super) const ACT_RELU: u8 = 1;
+pub(super) const ACT_SILU: u8 = 2;
 
 /// One tile's register blocks for one k chunk.
 struct TileArgs {
@@ -286,7 +286,7 @@ unsafe fn exp8(x: __m256) -> __m256 {
 /// The epilogue of 8 accumulators: `act(fma(f32(acc), s, b))`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn finish8<const ACT: u8>(acc: __m256i, s: __m256, b: __m256) -> __m256 {
+pub(super) unsafe fn finish8<const ACT: u8>(acc: __m256i, s: __m256, b: __m256) -> __m256 {
     let y = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), s, b);
     match ACT {
         // y > 0 ? y : 0 (maxps returns its second operand unless the first is greater).
@@ -421,7 +421,7 @@ thread_local! {
     static BUFS: std::cell::RefCell<Bufs> = std::cell::RefCell::default();
 }
 
-fn grow<T: Clone + Default>(v: &mut Vec<T>, n: usize) {
+pub(super) fn grow<T: Clone + Default>(v: &mut Vec<T>, n: usize) {
     if v.len() < n {
         v.resize(n, T::default());
     }
