@@ -210,6 +210,38 @@ fn weight_i8<'a>(
         .ok_or_else(|| Error::msg(format!("{name:?} is not an i8 constant")))
 }
 
+/// `Tensor::cat` for contiguous f32 values, written once (no zero fill first); other
+/// dtypes and layouts go to `Tensor::cat`. Same values either way.
+fn concat_f32(ins: &[Tensor], axis: usize) -> Result<Tensor> {
+    let fast = ins.first().is_some_and(|f| {
+        axis < f.rank()
+            && ins.iter().all(|t| {
+                t.dtype() == crate::DType::F32
+                    && t.is_contiguous()
+                    && t.rank() == f.rank()
+                    && (0..t.rank()).all(|k| k == axis || t.dims()[k] == f.dims()[k])
+            })
+    });
+    if !fast {
+        return Tensor::cat(&ins.iter().collect::<Vec<_>>(), axis as isize);
+    }
+    let dims = ins[0].dims();
+    let (outer, inner) = (
+        dims[..axis].iter().product::<usize>(),
+        dims[axis + 1..].iter().product::<usize>(),
+    );
+    let mut shape = dims.to_vec();
+    shape[axis] = ins.iter().map(|t| t.dims()[axis]).sum();
+    let mut v: Vec<f32> = Vec::with_capacity(outer * shape[axis] * inner);
+    for o in 0..outer {
+        for t in ins {
+            let w = t.dims()[axis] * inner;
+            t.with_slice(|x: &[f32]| v.extend_from_slice(&x[o * w..][..w]))?;
+        }
+    }
+    Tensor::from_vec(v, shape)
+}
+
 /// The transformed weights of a Winograd conv: from the cache when `weights` keeps one.
 fn winograd_weights(
     weights: &dyn Weights,
@@ -360,7 +392,7 @@ fn run_node(
             }
             x.upsample_nearest2d((x.dims()[2] * scale, x.dims()[3] * scale))?
         }
-        Op::Concat { axis } => Tensor::cat(&ins.iter().collect::<Vec<_>>(), *axis as isize)?,
+        Op::Concat { axis } => concat_f32(ins, *axis)?,
         Op::Split { axis, sizes } => {
             let x = one(ins)?;
             if *axis >= x.rank() || sizes.iter().sum::<usize>() != x.dims()[*axis] {

@@ -278,48 +278,69 @@ fn decode_boxes_eval(
     use crate::backend::cpu::math::exp_f32;
     let (b, a) = (boxes.dims()[0], boxes.dims()[2]);
     let x = boxes.to_vec_f32()?;
-    let mut out = vec![0f32; b * 4 * a];
     // Anchor centres and strides, in anchor order.
     let [ax, ay, st] = super::anchors::anchor_columns(sizes, strides, 0.5);
-    out.par_chunks_mut(4 * a).enumerate().for_each(|(bi, o)| {
-        let xb = &x[bi * 4 * r * a..][..4 * r * a];
-        let mut d = vec![0f32; 4 * a];
-        let (mut m, mut se, mut sw) = (vec![0f32; a], vec![0f32; a], vec![0f32; a]);
+    // Anchors are independent: chunks of them (per image) run in parallel, each giving
+    // its four output rows `[4][len]`.
+    const CHUNK: usize = 1024;
+    let nch = a.div_ceil(CHUNK).max(1);
+    let parts: Vec<Vec<f32>> = (0..b * nch)
+        .into_par_iter()
+        .map(|job| {
+            let (bi, j0) = (job / nch, job % nch * CHUNK);
+            let len = CHUNK.min(a - j0);
+            let xb = &x[bi * 4 * r * a..][..4 * r * a];
+            let mut d = vec![0f32; 4 * len];
+            let (mut m, mut se, mut sw) = (vec![0f32; len], vec![0f32; len], vec![0f32; len]);
+            for side in 0..4 {
+                let row_of = |i: usize| &xb[(side * r + i) * a + j0..][..len];
+                m.fill(f32::NEG_INFINITY);
+                for i in 0..r {
+                    for (mv, &v) in m.iter_mut().zip(row_of(i)) {
+                        *mv = mv.max(v);
+                    }
+                }
+                se.fill(0.0);
+                sw.fill(0.0);
+                for i in 0..r {
+                    let fi = i as f32;
+                    for (((e, w), &mv), &v) in
+                        se.iter_mut().zip(sw.iter_mut()).zip(&m).zip(row_of(i))
+                    {
+                        let p = exp_f32(v - mv);
+                        *e += p;
+                        *w += fi * p;
+                    }
+                }
+                for ((dv, &e), &w) in d[side * len..][..len].iter_mut().zip(&se).zip(&sw) {
+                    *dv = w / e;
+                }
+            }
+            let mut o = vec![0f32; 4 * len];
+            let (l, t, rr, bb) = (&d[..len], &d[len..2 * len], &d[2 * len..3 * len], &d[3 * len..]);
+            let (cx, rest) = o.split_at_mut(len);
+            let (cy, rest) = rest.split_at_mut(len);
+            let (bw, bh) = rest.split_at_mut(len);
+            for i in 0..len {
+                let j = j0 + i;
+                let (x1, y1) = (ax[j] - l[i], ay[j] - t[i]);
+                let (x2, y2) = (ax[j] + rr[i], ay[j] + bb[i]);
+                cx[i] = (x1 + x2) * 0.5 * st[j];
+                cy[i] = (y1 + y2) * 0.5 * st[j];
+                bw[i] = (x2 - x1) * st[j];
+                bh[i] = (y2 - y1) * st[j];
+            }
+            o
+        })
+        .collect();
+    let mut out = vec![0f32; b * 4 * a];
+    for (job, o) in parts.iter().enumerate() {
+        let (bi, j0) = (job / nch, job % nch * CHUNK);
+        let len = o.len() / 4;
         for side in 0..4 {
-            let rows = &xb[side * r * a..][..r * a];
-            m.fill(f32::NEG_INFINITY);
-            for row in rows.chunks_exact(a) {
-                for (mv, &v) in m.iter_mut().zip(row) {
-                    *mv = mv.max(v);
-                }
-            }
-            se.fill(0.0);
-            sw.fill(0.0);
-            for (i, row) in rows.chunks_exact(a).enumerate() {
-                let fi = i as f32;
-                for (((e, w), &mv), &v) in se.iter_mut().zip(sw.iter_mut()).zip(&m).zip(row) {
-                    let p = exp_f32(v - mv);
-                    *e += p;
-                    *w += fi * p;
-                }
-            }
-            for ((dv, &e), &w) in d[side * a..][..a].iter_mut().zip(&se).zip(&sw) {
-                *dv = w / e;
-            }
+            out[(bi * 4 + side) * a + j0..][..len].copy_from_slice(&o[side * len..][..len]);
         }
-        let (l, t, rr, bb) = (&d[..a], &d[a..2 * a], &d[2 * a..3 * a], &d[3 * a..]);
-        let (cx, rest) = o.split_at_mut(a);
-        let (cy, rest) = rest.split_at_mut(a);
-        let (bw, bh) = rest.split_at_mut(a);
-        for j in 0..a {
-            let (x1, y1) = (ax[j] - l[j], ay[j] - t[j]);
-            let (x2, y2) = (ax[j] + rr[j], ay[j] + bb[j]);
-            cx[j] = (x1 + x2) * 0.5 * st[j];
-            cy[j] = (y1 + y2) * 0.5 * st[j];
-            bw[j] = (x2 - x1) * st[j];
-            bh[j] = (y2 - y1) * st[j];
-        }
-    });
+    }
     Tensor::from_vec(out, [b, 4, a])
 }
 
