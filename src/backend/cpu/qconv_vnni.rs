@@ -13,15 +13,16 @@
 //! bytes each), a tile's im2col rows as `[pixel block of NR][k/4][NR][4]` u8. The register
 //! block is MR = 8 output channels × NR = 32 pixels (16 accumulators, 2 pixel vectors, one
 //! broadcast weight quad). k runs in chunks of at most `KQC_MAX` quads so a pixel block's
-//! panel (16 KiB) stays in L1 while the weights stream past. The epilogue is
-//! `qconv_avx2::finish8` on each half, so the float results are the AVX2 path's bit for bit.
+//! panel (16 KiB) stays in L1 while the weights stream past. The epilogue `finish16` is
+//! `qconv_avx2::finish8` on 16 lanes, operation for operation, so the float results are
+//! the AVX2 path's (and the reference's) bit for bit.
 #![allow(unsafe_op_in_unsafe_fn)]
 use super::SendPtr;
 use super::conv::ConvGeom;
 use super::int8_gemm::Activation;
 use super::qconv::is_pointwise;
 use super::qconv_avx2::{
-    ACT_NONE, ACT_RELU, ACT_SILU, SLACK, finish8, fits, grow, im2col_row, quantize_padded,
+    ACT_NONE, ACT_RELU, ACT_SILU, SLACK, fits, grow, im2col_row, quantize_padded,
 };
 use rayon::prelude::*;
 use std::arch::x86_64::*;
@@ -116,6 +117,46 @@ unsafe fn interleave4(rows: [*const i8; 4], tpad: usize, dst: *mut u8, block: us
     }
 }
 
+/// `qconv_avx2::exp8` on 16 lanes, operation for operation (same roundings).
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn exp16(x: __m512) -> __m512 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    const ROUND: f32 = 12_582_912.0;
+    let c = _mm512_set1_ps;
+    let t = _mm512_min_ps(c(88.0), _mm512_max_ps(c(-87.0), x));
+    let n = _mm512_sub_ps(_mm512_fmadd_ps(t, c(LOG2E), c(ROUND)), c(ROUND));
+    let r = _mm512_fnmadd_ps(n, c(LN2_HI), t);
+    let r = _mm512_fnmadd_ps(n, c(LN2_LO), r);
+    let mut p = _mm512_fmadd_ps(c(1.0 / 720.0), r, c(1.0 / 120.0));
+    p = _mm512_fmadd_ps(p, r, c(1.0 / 24.0));
+    p = _mm512_fmadd_ps(p, r, c(1.0 / 6.0));
+    p = _mm512_fmadd_ps(p, r, c(0.5));
+    p = _mm512_fmadd_ps(p, r, c(1.0));
+    p = _mm512_fmadd_ps(p, r, c(1.0));
+    let ni = _mm512_cvttps_epi32(n);
+    let bits = _mm512_slli_epi32::<23>(_mm512_add_epi32(ni, _mm512_set1_epi32(127)));
+    _mm512_mul_ps(p, _mm512_castsi512_ps(bits))
+}
+
+/// `qconv_avx2::finish8` on 16 lanes: `act(fma(f32(acc), s, b))`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn finish16<const ACT: u8>(acc: __m512i, s: __m512, b: __m512) -> __m512 {
+    let y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), s, b);
+    match ACT {
+        ACT_RELU => _mm512_max_ps(y, _mm512_setzero_ps()),
+        ACT_SILU => {
+            let sign = _mm512_set1_epi32(i32::MIN);
+            let neg = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(y), sign));
+            _mm512_div_ps(y, _mm512_add_ps(_mm512_set1_ps(1.0), exp16(neg)))
+        }
+        _ => y,
+    }
+}
+
 /// One tile's register blocks for one k chunk.
 struct TileArgs {
     /// k quads in this chunk.
@@ -199,28 +240,17 @@ unsafe fn block<const ACT: u8>(a: &TileArgs, j: usize, b: usize) {
     let oc0 = b * MR;
     let (n_oc, n_px) = (MR.min(a.og - oc0), NR.min(a.tt - j * NR));
     let out = a.out.add(oc0 * a.p + j * NR);
-    let mut y = [0f32; NR];
+    let masks: [__mmask16; NV] = [
+        ((1u32 << n_px.min(16)) - 1) as __mmask16,
+        ((1u32 << n_px.saturating_sub(16).min(16)) - 1) as __mmask16,
+    ];
     for i in 0..n_oc {
-        let s = _mm256_set1_ps(*a.scale.add(oc0 + i));
-        let bv = _mm256_set1_ps(*a.bias.add(oc0 + i));
+        let s = _mm512_set1_ps(*a.scale.add(oc0 + i));
+        let bv = _mm512_set1_ps(*a.bias.add(oc0 + i));
         let corr = _mm512_set1_epi32(*a.corr.add(oc0 + i));
-        for v in 0..NV {
-            let exact = _mm512_sub_epi32(acc[i * NV + v], corr);
-            let halves = [
-                _mm512_castsi512_si256(exact),
-                _mm512_extracti64x4_epi64::<1>(exact),
-            ];
-            for (h, &half) in halves.iter().enumerate() {
-                let r = finish8::<ACT>(half, s, bv);
-                if n_px == NR {
-                    _mm256_storeu_ps(out.add(i * a.p + v * 16 + h * 8), r);
-                } else {
-                    _mm256_storeu_ps(y.as_mut_ptr().add(v * 16 + h * 8), r);
-                }
-            }
-        }
-        if n_px < NR {
-            std::ptr::copy_nonoverlapping(y.as_ptr(), out.add(i * a.p), n_px);
+        for (v, &m) in masks.iter().enumerate() {
+            let y = finish16::<ACT>(_mm512_sub_epi32(acc[i * NV + v], corr), s, bv);
+            _mm512_mask_storeu_ps(out.add(i * a.p + v * 16), m, y);
         }
     }
 }
