@@ -353,7 +353,8 @@ impl QConvWeights {
         let vnni = path != QConvPath::Direct && super::qconv_vnni::available();
         // With VNNI the direct kernel (64 products per instruction) beats the i16 Winograd
         // kernel (16 of 36 products, 32 per instruction) except on the widest layers
-        // (measured on Zen 4: 0.75–0.9× its time below 256 input channels, 1.06× at 256).
+        // (measured on Zen 4 with `qconv`'s timing test: faster below 256 input channels,
+        // about even at 256).
         if path == QConvPath::Auto && k::winograd_applies(g) && (!vnni || g.c >= 256) {
             let u = self
                 .wino

@@ -312,7 +312,8 @@ pub(super) unsafe fn forward(
     let nkc = kq.div_ceil(KQC_MAX).max(1);
     let kqc = kq.div_ceil(nkc);
     // Pixels per tile: the panel fits PANEL_BYTES, and enough tiles for every thread.
-    let want = 8 * rayon::current_num_threads();
+    // 4 jobs a thread: more split small layers' channels and repeat their im2col.
+    let want = 4 * rayon::current_num_threads();
     let imgs = g.n * g.groups;
     let t_cache = (PANEL_BYTES / (kqc * 4).max(1) / NR * NR).clamp(NR, 4096 / NR * NR);
     let t_bal = p
