@@ -427,6 +427,52 @@ pub(super) fn grow<T: Clone + Default>(v: &mut Vec<T>, n: usize) {
     }
 }
 
+/// How an im2col kernel splits a convolution into jobs: tiles of `t` output pixels per
+/// (image, group), and output channel blocks in `chunks` of `cb` when tiles are few.
+pub(super) struct TilePlan {
+    pub t: usize,
+    pub tiles: usize,
+    pub chunks: usize,
+    pub cb: usize,
+    pub jobs: usize,
+}
+
+impl TilePlan {
+    /// `ob` channel blocks per group; tiles a multiple of `nr` pixels, at least `min_t`
+    /// (when the image has that many) and at most `cache_px` (the panel's fit in L2);
+    /// about `per_thread` jobs a thread.
+    pub fn new(
+        g: &ConvGeom,
+        ob: usize,
+        (nr, min_t): (usize, usize),
+        cache_px: usize,
+        per_thread: usize,
+    ) -> TilePlan {
+        let p = g.p();
+        let want = per_thread * rayon::current_num_threads();
+        let imgs = g.n * g.groups;
+        let t_cache = (cache_px / nr * nr).clamp(nr, 4096 / nr * nr);
+        let t_bal = p
+            .div_ceil(want.div_ceil(imgs))
+            .next_multiple_of(nr)
+            .max(min_t);
+        let t = t_cache.min(t_bal).min(p.next_multiple_of(nr));
+        let tiles = p.div_ceil(t);
+        // Small images: also split the output channels (at least 2 blocks per chunk).
+        let base = imgs * tiles;
+        let chunks = want.div_ceil(base).clamp(1, ob.div_ceil(2).max(1));
+        let cb = ob.div_ceil(chunks);
+        let chunks = ob.div_ceil(cb);
+        TilePlan {
+            t,
+            tiles,
+            chunks,
+            cb,
+            jobs: base * chunks,
+        }
+    }
+}
+
 /// The forward pass with `pairs` from `pack_weights`, `scale[oc] = in_scale · w_scale[oc]`,
 /// `bias[oc]` (zeros when none).
 ///
@@ -464,22 +510,13 @@ pub(super) unsafe fn forward(
     let plane = hp * wp;
     let nkc = kp.div_ceil(KPC_MAX).max(1);
     let kpc = kp.div_ceil(nkc);
-    // Pixels per tile: the panel fits PANEL_BYTES, and enough tiles for every thread.
-    let want = 8 * rayon::current_num_threads();
-    let imgs = g.n * g.groups;
-    let t_cache = (PANEL_BYTES / (kpc * 4).max(1) / NR * NR).clamp(NR, 4096 / NR * NR);
-    let t_bal = p
-        .div_ceil(want.div_ceil(imgs))
-        .next_multiple_of(NR)
-        .max(4 * NR);
-    let t = t_cache.min(t_bal).min(p.next_multiple_of(NR));
-    let tiles = p.div_ceil(t);
-    // Small images: also split the output channels (at least 2 blocks per chunk).
-    let base = imgs * tiles;
-    let chunks = want.div_ceil(base).clamp(1, ob.div_ceil(2).max(1));
-    let cb = ob.div_ceil(chunks);
-    let chunks = ob.div_ceil(cb);
-    let jobs = base * chunks;
+    let TilePlan {
+        t,
+        tiles,
+        chunks,
+        cb,
+        jobs,
+    } = TilePlan::new(g, ob, (NR, 4 * NR), PANEL_BYTES / (kpc * 4).max(1), 8);
     let pointwise = is_pointwise(g);
 
     let mut out: Vec<f32> = Vec::with_capacity(len);

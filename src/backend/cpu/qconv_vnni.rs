@@ -22,7 +22,7 @@ use super::conv::ConvGeom;
 use super::int8_gemm::Activation;
 use super::qconv::is_pointwise;
 use super::qconv_avx2::{
-    ACT_NONE, ACT_RELU, ACT_SILU, SLACK, fits, grow, im2col_row, quantize_padded,
+    ACT_NONE, ACT_RELU, ACT_SILU, SLACK, TilePlan, fits, grow, im2col_row, quantize_padded,
 };
 use rayon::prelude::*;
 use std::arch::x86_64::*;
@@ -311,23 +311,15 @@ pub(super) unsafe fn forward(
     let plane = hp * wp;
     let nkc = kq.div_ceil(KQC_MAX).max(1);
     let kqc = kq.div_ceil(nkc);
-    // Pixels per tile: the panel fits PANEL_BYTES, and enough tiles for every thread.
-    // 4 jobs a thread: more split small layers' channels and repeat their im2col.
-    let want = 4 * rayon::current_num_threads();
-    let imgs = g.n * g.groups;
-    let t_cache = (PANEL_BYTES / (kqc * 4).max(1) / NR * NR).clamp(NR, 4096 / NR * NR);
-    let t_bal = p
-        .div_ceil(want.div_ceil(imgs))
-        .next_multiple_of(NR)
-        .max(2 * NR);
-    let t = t_cache.min(t_bal).min(p.next_multiple_of(NR));
-    let tiles = p.div_ceil(t);
-    // Small images: also split the output channels (at least 2 blocks per chunk).
-    let base = imgs * tiles;
-    let chunks = want.div_ceil(base).clamp(1, ob.div_ceil(2).max(1));
-    let cb = ob.div_ceil(chunks);
-    let chunks = ob.div_ceil(cb);
-    let jobs = base * chunks;
+    // 4 jobs a thread (not qconv_avx2's 8): more would split small layers' channels
+    // further, and each chunk repeats its tile's im2col.
+    let TilePlan {
+        t,
+        tiles,
+        chunks,
+        cb,
+        jobs,
+    } = TilePlan::new(g, ob, (NR, 2 * NR), PANEL_BYTES / (kqc * 4).max(1), 4);
     let pointwise = is_pointwise(g);
 
     let mut out: Vec<f32> = Vec::with_capacity(len);
