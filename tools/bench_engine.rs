@@ -31,6 +31,13 @@ pub fn engine_case(a: &Args) -> Result<()> {
         size as f64 / 1e6,
         std::fs::metadata(&opath).map_or(0, |m| m.len()) as f64 / 1e6
     );
+    // Flush the files just written, so the kernel's writeback cannot overlap the first
+    // timings (suspected when half of one run's fp32 iterations came out 40 % slower).
+    for p in [&epath, &opath] {
+        std::fs::File::open(p)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::msg(format!("{}: {e}", p.display())))?;
+    }
     let engine = Engine::load(&epath)?;
     let x = Tensor::rand([1, 3, 640, 640], 0.0, 1.0, &mut Rng::new(1));
     let ours = time("ours fp32 engine yolov8n-seg 640", a.iters, || {
