@@ -131,10 +131,25 @@ fn winograd_portable_gemm_matches_direct_convolution() {
 fn winograd_serves_only_3x3_stride_1() {
     let g = geom(1, 4, 8, 8, 4, 1);
     assert!(applies(&g));
-    assert!(!applies(&ConvGeom { stride: (2, 2), ho: 4, wo: 4, ..g }));
+    assert!(!applies(&ConvGeom {
+        stride: (2, 2),
+        ho: 4,
+        wo: 4,
+        ..g
+    }));
     assert!(!applies(&ConvGeom { groups: 2, ..g }));
-    assert!(!applies(&ConvGeom { dil: (2, 2), ho: 4, wo: 4, ..g }));
-    assert!(!applies(&ConvGeom { kh: 1, kw: 1, pad: (0, 0), ..g }));
+    assert!(!applies(&ConvGeom {
+        dil: (2, 2),
+        ho: 4,
+        wo: 4,
+        ..g
+    }));
+    assert!(!applies(&ConvGeom {
+        kh: 1,
+        kw: 1,
+        pad: (0, 0),
+        ..g
+    }));
     // An output size the input does not give (conv_transpose's geometry).
     assert!(!applies(&ConvGeom { ho: 9, ..g }));
 }

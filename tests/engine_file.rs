@@ -171,7 +171,10 @@ fn engine_file_runs_equal_to_the_graph_and_predictor() {
     // With Winograd (the default) the raw outputs agree within rounding.
     let x = input(5);
     let exact = engine.forward(&x).unwrap();
-    let fast = engine.with_exec(exec::ExecOptions::FAST).forward(&x).unwrap();
+    let fast = engine
+        .with_exec(exec::ExecOptions::FAST)
+        .forward(&x)
+        .unwrap();
     for (f, e) in fast.iter().zip(&exact) {
         let (f, e) = (f.to_vec_f32().unwrap(), e.to_vec_f32().unwrap());
         assert_eq!(f.len(), e.len());

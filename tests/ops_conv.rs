@@ -172,11 +172,27 @@ fn conv_cases() -> Vec<Case> {
         // stride 2, one group (the implicit-GEMM phase-plane path on AVX-512): odd and
         // even sizes, 3×3, 5×5, 2×2 without padding, 3×3 without padding
         c([1, 3, 9, 8], [5, 3, 3, 3], (2, 2), (1, 1), (1, 1), 1, true),
-        c([2, 4, 10, 11], [3, 4, 5, 5], (2, 2), (2, 2), (1, 1), 1, false),
+        c(
+            [2, 4, 10, 11],
+            [3, 4, 5, 5],
+            (2, 2),
+            (2, 2),
+            (1, 1),
+            1,
+            false,
+        ),
         c([1, 5, 8, 8], [7, 5, 2, 2], (2, 2), (0, 0), (1, 1), 1, true),
         c([1, 2, 7, 6], [9, 2, 3, 3], (2, 2), (0, 0), (1, 1), 1, true),
         // large enough (34 560 values) for the parallel phase split
-        c([2, 8, 48, 45], [16, 8, 3, 3], (2, 2), (1, 1), (1, 1), 1, true),
+        c(
+            [2, 8, 48, 45],
+            [16, 8, 3, 3],
+            (2, 2),
+            (1, 1),
+            (1, 1),
+            1,
+            true,
+        ),
         // kernel as large as the input
         c([1, 2, 4, 5], [2, 2, 4, 5], (1, 1), (0, 0), (1, 1), 1, true),
         // many pixel tiles, a tile boundary inside an output row; large enough (47 360

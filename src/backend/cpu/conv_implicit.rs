@@ -56,7 +56,10 @@ pub fn applies_s2(g: &ConvGeom) -> bool {
 /// `x` `[n, c, h, w]` zero-padded and split into phase planes `[n, c, 2, 2, hq, wq]`
 /// (hq, wq = padded size / 2 rounded up), plus `slack` zeros at the end.
 fn phase_split(x: &[f32], g: &ConvGeom, slack: usize) -> (Vec<f32>, usize, usize) {
-    let (hq, wq) = ((g.h + 2 * g.pad.0).div_ceil(2), (g.w + 2 * g.pad.1).div_ceil(2));
+    let (hq, wq) = (
+        (g.h + 2 * g.pad.0).div_ceil(2),
+        (g.w + 2 * g.pad.1).div_ceil(2),
+    );
     let block = 4 * hq * wq;
     let mut xp = vec![0f32; g.n * g.c * block + slack];
     let fill = |(i, dst): (usize, &mut [f32])| {

@@ -70,7 +70,11 @@ const G: [[f64; 3]; 6] = [
 impl WinogradWeights {
     /// From weights `[o, c, 3, 3]` (computed in f64, rounded once to f32).
     pub fn new(w: &[f32], o: usize, c: usize) -> Self {
-        assert_eq!(w.len(), o * c * 9, "winograd: weights are not [{o}, {c}, 3, 3]");
+        assert_eq!(
+            w.len(),
+            o * c * 9,
+            "winograd: weights are not [{o}, {c}, 3, 3]"
+        );
         let mut u = vec![0f32; 36 * o * c];
         for (oc_ic, k) in w.chunks_exact(9).enumerate() {
             // G g, then (G g) Gᵀ.
@@ -104,7 +108,13 @@ fn packed_for_avx512(u: &[f32], o: usize, c: usize) -> Vec<f32> {
     }
     let mut out = Vec::with_capacity(36 * o.div_ceil(MR) * MR * c);
     for xi in 0..36 {
-        out.extend(super::conv_avx512::pack::<MR>(o, c, &u[xi * o * c..][..o * c], c, 1));
+        out.extend(super::conv_avx512::pack::<MR>(
+            o,
+            c,
+            &u[xi * o * c..][..o * c],
+            c,
+            1,
+        ));
     }
     out
 }
@@ -339,7 +349,11 @@ fn gemms(ww: &WinogradWeights, p: &Plan, (o0, ocn): (usize, usize), nt: usize, s
 
 /// Tiles, channels and sizes of job `jb`, with its scratch sized and its groups listed.
 fn job_setup(p: &Plan, jb: usize, s: &mut Scratch) -> (usize, usize, (usize, usize)) {
-    let (img, blk, ch) = (jb / (p.nblk * p.chunks), jb / p.chunks % p.nblk, jb % p.chunks);
+    let (img, blk, ch) = (
+        jb / (p.nblk * p.chunks),
+        jb / p.chunks % p.nblk,
+        jb % p.chunks,
+    );
     let t0 = blk * p.tb;
     let nt = p.tb.min(p.total - t0);
     let o0 = ch * p.oc;
@@ -370,7 +384,13 @@ fn job(
     let (img, nt, oc) = job_setup(p, jb, s);
     let plane = p.hp * p.wp;
     let gs = std::mem::take(&mut s.groups);
-    input_transform(&xp[img * p.c * plane..][..p.c * plane], p, &gs, nt, &mut s.v);
+    input_transform(
+        &xp[img * p.c * plane..][..p.c * plane],
+        p,
+        &gs,
+        nt,
+        &mut s.v,
+    );
     gemms(ww, p, oc, nt, s);
     output_transform(&s.m, p, &gs, nt, oc, bias, silu, out, img);
     s.groups = gs;
@@ -428,7 +448,11 @@ mod avx512 {
     /// Bᵀ on six vectors.
     #[inline(always)]
     unsafe fn bt(d: [__m512; 6]) -> [__m512; 6] {
-        let (f2, f4, f5) = (_mm512_set1_ps(2.0), _mm512_set1_ps(4.0), _mm512_set1_ps(5.0));
+        let (f2, f4, f5) = (
+            _mm512_set1_ps(2.0),
+            _mm512_set1_ps(4.0),
+            _mm512_set1_ps(5.0),
+        );
         let (add, sub) = (_mm512_add_ps, _mm512_sub_ps);
         let (d31, d42) = (sub(d[3], d[1]), sub(d[4], d[2]));
         [
@@ -560,7 +584,10 @@ mod avx512 {
                     }
                     *row = at(mr);
                 }
-                let dst = out.ptr.get().add(((img * p.o + oc) * p.ho + oy0) * p.wo + ox0);
+                let dst = out
+                    .ptr
+                    .get()
+                    .add(((img * p.o + oc) * p.ho + oy0) * p.wo + ox0);
                 let mut cols = [[_mm512_setzero_ps(); 4]; 4];
                 for (j, col) in cols.iter_mut().enumerate() {
                     let mut c6 = [_mm512_setzero_ps(); 6];
@@ -651,7 +678,11 @@ pub fn forward(
     g: &ConvGeom,
 ) -> Vec<f32> {
     assert!(applies(g), "winograd: geometry {g:?}");
-    assert_eq!((ww.o, ww.c), (g.o, g.c), "winograd: weights for another conv");
+    assert_eq!(
+        (ww.o, ww.c),
+        (g.o, g.c),
+        "winograd: weights for another conv"
+    );
     assert_eq!(x.len(), g.n * g.c * g.hw(), "winograd: input length");
     assert!(bias.is_none_or(|b| b.len() == g.o), "winograd: bias length");
     let len = g.n * g.o * g.p();

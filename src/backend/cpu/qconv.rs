@@ -362,9 +362,9 @@ impl QConvWeights {
             return Some(Packed::Winograd(u));
         }
         if vnni {
-            let v = self.vnni.get_or_init(|| {
-                super::qconv_vnni::pack_weights(&self.wq, g.o, g.k(), g.groups)
-            });
+            let v = self
+                .vnni
+                .get_or_init(|| super::qconv_vnni::pack_weights(&self.wq, g.o, g.k(), g.groups));
             return Some(Packed::Vnni(v));
         }
         let d = self

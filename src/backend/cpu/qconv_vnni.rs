@@ -307,7 +307,10 @@ pub(super) unsafe fn forward(
         return Vec::new();
     }
     let (xq, hp, wp) = quantize_padded(x, in_scale, g, 0);
-    assert!(fits(g), "qconv vnni: output size larger than the input gives");
+    assert!(
+        fits(g),
+        "qconv vnni: output size larger than the input gives"
+    );
     let plane = hp * wp;
     let nkc = kq.div_ceil(KQC_MAX).max(1);
     let kqc = kq.div_ceil(nkc);
@@ -346,10 +349,7 @@ pub(super) unsafe fn forward(
             let kqn = kqc.min(kq - kq0);
             let blk = kqn * 4 * NR;
             let Bufs {
-                lines,
-                zero,
-                panel,
-                ..
+                lines, zero, panel, ..
             } = &mut *bufs;
             assert!(panel.len() >= nb * blk, "qconv vnni: panel too small");
             for q in 0..kqn {

@@ -317,7 +317,12 @@ fn decode_boxes_eval(
                 }
             }
             let mut o = vec![0f32; 4 * len];
-            let (l, t, rr, bb) = (&d[..len], &d[len..2 * len], &d[2 * len..3 * len], &d[3 * len..]);
+            let (l, t, rr, bb) = (
+                &d[..len],
+                &d[len..2 * len],
+                &d[2 * len..3 * len],
+                &d[3 * len..],
+            );
             let (cx, rest) = o.split_at_mut(len);
             let (cy, rest) = rest.split_at_mut(len);
             let (bw, bh) = rest.split_at_mut(len);
